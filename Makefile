@@ -1,0 +1,75 @@
+# lymphdet — build the library, the CLI, the tests and the sanitizer build.
+#
+#   make            liblymphdet.a, liblymphdet.so and the lymphdet binary in build/
+#   make test       build and run the test suite (ends with "N passed, N failed")
+#   make sanitize   the same suite built with AddressSanitizer + UBSan, in build-san/
+#   make install    PREFIX=/usr/local: library, headers, binary and lymphdet.pc
+#   make golden     regenerate tests/golden/*.bin with PyTorch (/usr/bin/python3)
+#
+# WERROR=1 turns warnings into errors (CI sets it).
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libpng libjpeg jansson libxml-2.0 cairo
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+VERSION  := 0.1.0
+
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wvla -Wno-format-truncation
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -DLD_VERSION=\"$(VERSION)\" \
+              $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -pthread
+LDLIBS   := $(PKG_LIBS) -lm -pthread
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+HEADERS  := $(wildcard include/lymphdet/*.h src/*.h cli/*.h tests/*.h)
+
+.PHONY: all test sanitize install clean golden bench
+all: $(BUILD)/lymphdet $(BUILD)/liblymphdet.so
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/liblymphdet.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/liblymphdet.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lymphdet: $(CLI_OBJ) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
+
+test: $(BUILD)/run_tests $(BUILD)/lymphdet
+	LYMPHDET=$(BUILD)/lymphdet $(BUILD)/run_tests
+
+sanitize:
+	$(MAKE) test BUILD=build-san CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+bench: $(BUILD)/lymphdet
+
+golden:
+	/usr/bin/python3 tools/gen_golden.py tests/golden
+
+install: all $(BUILD)/liblymphdet.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/lymphdet
+	install -m 755 $(BUILD)/lymphdet $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/liblymphdet.a $(BUILD)/liblymphdet.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/lymphdet/*.h $(DESTDIR)$(PREFIX)/include/lymphdet/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' \
+	    lymphdet.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lymphdet.pc
+
+clean:
+	rm -rf build build-san

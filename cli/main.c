@@ -1,0 +1,40 @@
+/* main.c — the lymphdet command: a table of subcommands (SPEC §4), one file each. */
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+
+/* in pipeline order; the NULL row ends the table */
+static const cli_command commands[] = {
+    {NULL, NULL, NULL}
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "lymphdet %s — malignant lymph node detection in ultrasound images\n"
+               "(Taciuc et al. 2025, reproduced and extended)\n\n"
+               "usage: lymphdet COMMAND [OPTIONS]   (lymphdet COMMAND --help for its options)\n\n"
+               "commands:\n", LD_VERSION);
+    for (int i = 0; commands[i].name; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lymphdet %s\n", LD_VERSION);
+        return 0;
+    }
+    for (int i = 0; commands[i].name; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lymphdet: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
