@@ -17,7 +17,11 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 VERSION  := 0.1.0
 
 CFLAGS   ?= -O2 -g
-WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wvla -Wno-format-truncation
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wvla
+# gcc warns when a message might be cut to fit its buffer: cutting is intended
+ifeq ($(findstring clang,$(CC)),)
+WARN     += -Wno-format-truncation
+endif
 ifeq ($(WERROR),1)
 WARN     += -Werror
 endif

@@ -75,6 +75,8 @@ ld_status ld_split_images(uint8_t *is_val, int *group_of, const ld_labels *label
     int auto_mode = !group_fields || !*group_fields || strcmp(group_fields, "auto") == 0;
     const char *list = auto_mode ? auto_fields : group_fields;
     int n = labels->n_images;
+    if (n_groups) *n_groups = 0;
+    if (n < 1) return LD_OK;
     if (!(val_fraction >= 0 && val_fraction < 1))
         return ld_fail(err, LD_ERR_USAGE, "validation fraction %g is not in [0, 1)", val_fraction);
 

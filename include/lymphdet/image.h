@@ -2,7 +2,10 @@
  * and conversion to the network's input.
  *
  * Pixels are interleaved, row-major: px[(y * w + x) * c + k], c = 1 (grey) or 3 (RGB).
- * Coordinates are pixel indices; a crop (x, y, w, h) takes columns x..x+w-1. */
+ * Coordinates are pixel indices; a crop (x, y, w, h) takes columns x..x+w-1.
+ * Functions that fill an image (img or dst) give it new pixels, freed with ld_image_free;
+ * dst may be src itself, whose pixels are then replaced. On failure img, or a dst other
+ * than src, is left empty (safe to free); an aliased src is left intact. */
 #ifndef LYMPHDET_IMAGE_H
 #define LYMPHDET_IMAGE_H
 
