@@ -8,6 +8,7 @@ static const cli_command commands[] = {
     {"inspect",  "summarise labels and images; list every problem before training", cmd_inspect},
     {"patches",  "write the patch dataset as PNG files plus patches.csv", cmd_patches},
     {"train",    "cut patches, split and train the network", cmd_train},
+    {"detect",   "find nodes in whole frames; write COCO results (and overlays)", cmd_detect},
     {"classify", "print the network's probability for each patch image", cmd_classify},
     {"info",     "show a model file: architecture, parameters, training metadata", cmd_info},
     {NULL, NULL, NULL}

@@ -80,10 +80,18 @@ void ld_labels_free(ld_labels *labels);
 /* The value of an image's extra field, or NULL when absent. */
 const char *ld_label_field(const ld_label_image *img, const char *key);
 /* Index of the image whose file_name is `name` (exact match, or the same base
- * name when `name` carries a folder), or -1. */
+ * name when `name` or the file_name carries a folder), or -1 when there is none or
+ * when two images share that base name. Linear in the number of images. */
 int ld_labels_find(const ld_labels *labels, const char *name);
 /* Joins folder and file name, refusing names that escape the folder (absolute
  * paths, ".." components). Returns LD_ERR_INPUT with a message otherwise. */
 ld_status ld_path_join(char *out, size_t size, const char *dir, const char *name, ld_error *err);
+/* Where an image's file lives: images_dir/file_name when that is a safe relative
+ * path (ld_path_join) and the file exists, else images_dir/<base name of file_name>
+ * when that exists. The second try serves exports that prefix a folder the user
+ * does not have (Label Studio's "/data/upload/1/abc.jpg", "images/abc.jpg"); the
+ * result never leaves images_dir. LD_ERR_IO "...: image not found" otherwise. */
+ld_status ld_label_image_path(char *out, size_t size, const char *images_dir,
+                              const char *file_name, ld_error *err);
 
 #endif
