@@ -77,3 +77,34 @@ install: all $(BUILD)/liblymphdet.a
 
 clean:
 	rm -rf build build-san
+
+# ---- reliability (docs/reliability.md) --------------------------------------------
+#   make fuzz          libFuzzer targets build-fuzz/fuzz_* (clang, ASan + UBSan)
+#   make fuzz-replay   runs every input of fuzz/corpus/* and fuzz/regress/* through them
+#   make valgrind      the CLI end to end under valgrind memcheck (tests/valgrind.sh)
+# Run one target:  build-fuzz/fuzz_coco -max_total_time=600 -jobs=1 fuzz/corpus/coco
+FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link
+.PHONY: fuzz fuzz-targets fuzz-replay valgrind
+
+fuzz:
+	$(MAKE) fuzz-targets BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_CFLAGS)"
+
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/liblymphdet.a $(LDLIBS)
+
+# files, not folders, on the command line: libFuzzer then runs each once and writes nothing
+fuzz-replay: fuzz
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  files=$$(find fuzz/corpus/$$t fuzz/regress/$$t -type f 2>/dev/null | sort); \
+	  [ -n "$$files" ] || { echo "fuzz-replay: no inputs for $$t"; exit 1; }; \
+	  build-fuzz/fuzz_$$t -runs=1 $$files >build-fuzz/replay_$$t.log 2>&1 || \
+	    { tail -n 40 build-fuzz/replay_$$t.log; echo "fuzz-replay: $$t FAILED"; exit 1; }; \
+	  echo "fuzz-replay: $$t: $$(echo "$$files" | wc -l) inputs ok"; \
+	done
+
+valgrind: $(BUILD)/lymphdet
+	tests/valgrind.sh $(BUILD)/lymphdet

@@ -142,7 +142,7 @@ static ld_status load_grey(ld_image *grey, const char *images_dir, const ld_labe
 {
     char path[4096];
     ld_image img = {0};
-    ld_status st = ld_path_join(path, sizeof path, images_dir, li->file_name, err);
+    ld_status st = ld_label_image_path(path, sizeof path, images_dir, li->file_name, err);
     if (!st) st = ld_image_load(&img, path, max_pixels, err);
     if (!st && (img.w != li->width || img.h != li->height))
         st = ld_fail(err, LD_ERR_INPUT, "%s: image is %dx%d but the labels say %dx%d", path,
