@@ -1,8 +1,10 @@
 /* test_main.c — runs every registered suite and prints "N passed, N failed". */
+#define _XOPEN_SOURCE 700   /* nftw */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/wait.h>
 #include "test.h"
 
@@ -64,14 +66,30 @@ int test_run_cli(const char *args, char *out, size_t out_size, char *errbuf, siz
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* every folder test_tmpdir made, removed at exit unless LYMPHDET_KEEP_TMP is set */
+static char tmpdirs[256][256];
+static int n_tmpdirs;
+
 const char *test_tmpdir(const char *tag)
 {
-    static char paths[64][256];
-    static int n;
-    char *p = paths[n++ % 64];
+    if (n_tmpdirs == 256) { fputs("test_tmpdir: too many folders\n", stderr); exit(1); }
+    char *p = tmpdirs[n_tmpdirs++];
     snprintf(p, 256, "/tmp/lymphdet-test-%s-XXXXXX", tag);
     if (!mkdtemp(p)) { perror("mkdtemp"); exit(1); }
     return p;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tmpdirs(void)
+{
+    if (getenv("LYMPHDET_KEEP_TMP")) return;
+    for (int i = 0; i < n_tmpdirs; i++) nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(int argc, char **argv)
@@ -84,6 +102,7 @@ int main(int argc, char **argv)
         suites[i].fn();
         fprintf(stderr, "%-28s %s\n", suites[i].name, n_fail == before ? "ok" : "FAILED");
     }
+    remove_tmpdirs();
     fflush(stderr);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
