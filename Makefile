@@ -1,5 +1,8 @@
 # lymphdet — build the library, the CLI, the tests and the sanitizer build.
 #
+#   sh tools/deps.sh   install the Debian packages the build needs (as root)
+#   make demo       train -> detect -> evaluate on the bundled data/busi-demo, into out/demo
+#   make check      the test suite, then the same suite under ASan + UBSan
 #   make            liblymphdet.a, liblymphdet.so and the lymphdet binary in build/
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make sanitize   the same suite built with AddressSanitizer + UBSan, in build-san/
@@ -12,8 +15,8 @@ PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
 PKGS     := libpng libjpeg jansson libxml-2.0 cairo
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION  := 0.1.0
 
 CFLAGS   ?= -O2 -g
@@ -37,7 +40,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard include/lymphdet/*.h src/*.h cli/*.h tests/*.h)
 
-.PHONY: all test sanitize install clean golden bench
+.PHONY: all demo check test sanitize install clean golden bench
 all: $(BUILD)/lymphdet $(BUILD)/liblymphdet.so
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -55,6 +58,14 @@ $(BUILD)/lymphdet: $(CLI_OBJ) $(BUILD)/liblymphdet.a
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/liblymphdet.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
+
+demo: $(BUILD)/lymphdet
+	sh tools/demo.sh $(BUILD)/lymphdet data/busi-demo out/demo
+
+# sequential even under -j: the sanitizer build reuses nothing of the plain one
+check:
+	$(MAKE) test
+	$(MAKE) sanitize
 
 test: $(BUILD)/run_tests $(BUILD)/lymphdet
 	LYMPHDET=$(BUILD)/lymphdet $(BUILD)/run_tests
