@@ -40,6 +40,13 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard include/lymphdet/*.h src/*.h cli/*.h tests/*.h)
 
+# SIMD kernels (src/kernels.h): one object per instruction set, picked at run time by
+# what the CPU supports; only these two files get the extra instruction sets.
+ifneq ($(filter x86_64-%,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/src/kernels_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+$(BUILD)/src/kernels_avx512.o: ALL_CFLAGS += -mavx512f -mavx2 -mfma
+endif
+
 .PHONY: all demo check test sanitize install clean golden bench
 all: $(BUILD)/lymphdet $(BUILD)/liblymphdet.so
 
@@ -73,7 +80,11 @@ test: $(BUILD)/run_tests $(BUILD)/lymphdet
 sanitize:
 	$(MAKE) test BUILD=build-san CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
-bench: $(BUILD)/lymphdet
+# build/bench (bench/bench.c) and the CLI it drives; bench/run.sh runs it with the peer
+bench: $(BUILD)/bench $(BUILD)/lymphdet
+
+$(BUILD)/bench: bench/bench.c $(HEADERS) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -o $@ bench/bench.c $(BUILD)/liblymphdet.a $(LDLIBS)
 
 golden:
 	/usr/bin/python3 tools/gen_golden.py tests/golden

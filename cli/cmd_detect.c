@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "lymphdet/detect.h"
 #include "lymphdet/detections.h"
+#include "lymphdet/dettrain.h"
 #include "lymphdet/draw.h"
 #include "lymphdet/image.h"
 #include "lymphdet/labels.h"
@@ -298,6 +299,35 @@ static int run_job(job *jb, int threads)
     return -1;
 }
 
+/* 1 when --NAME (or --NAME=...) is on the command line */
+static int given(int argc, char **argv, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
+            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
+            return 1;
+    return 0;
+}
+
+/* Settings the model file records (the detection preset's tuned pyramid, threshold,
+ * NMS IoU, stride) replace the defaults of the options not given. */
+static int model_settings(ld_detect_config *cfg, const ld_model *m, int argc, char **argv)
+{
+    ld_detect_config mc;
+    ld_error err = {0};
+    if (ld_detect_config_from_model(&mc, m, &err)) return cli_fail(cmd, &err);
+    if (!given(argc, argv, "threshold")) cfg->threshold = mc.threshold;
+    if (!given(argc, argv, "nms-iou")) cfg->nms_iou = mc.nms_iou;
+    if (!given(argc, argv, "merge")) cfg->merge = mc.merge;
+    if (!given(argc, argv, "stride")) cfg->stride = mc.stride;
+    if (!given(argc, argv, "scales")) {
+        cfg->n_scales = mc.n_scales;
+        memcpy(cfg->scales, mc.scales, sizeof cfg->scales);
+    }
+    return 0;
+}
+
 static int parse_label_format(const char *name, ld_label_format *f)
 {
     static const char *const names[] = {"auto", "coco", "voc", "yolo"};
@@ -347,7 +377,9 @@ int cmd_detect(int argc, char **argv)
                        "one pass), positive windows (p > threshold) are merged into boxes, over\n"
                        "a pyramid of scales. Writes COCO results: image_id, file_name,\n"
                        "category_id, bbox [x,y,w,h], score. --threshold 0 --merge none\n"
-                       "--scales 1 lists every window with its probability.",
+                       "--scales 1 lists every window with its probability. A model trained with\n"
+                       "--preset detect records its tuned scales, stride, threshold and NMS IoU:\n"
+                       "they replace the defaults below, and its boxes are refined by its box head.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, pos, argc, &n_pos);
     if (rc < 0 && n_pos == 0) rc = cli_usage_error(cmd, "no images or folders given (see --help)");
     ld_error err = {0};
@@ -408,6 +440,7 @@ int cmd_detect(int argc, char **argv)
         if (ld_model_load(&m, model_path, 1, &err)) rc = cli_fail(cmd, &err);
         else have_model = 1;
     }
+    if (!rc) rc = model_settings(&cfg, &m, argc, argv);
     if (!rc && ld_detect_config_check(&cfg, &m.arch, &err)) rc = cli_fail(cmd, &err);
 
     ld_dets *dets = NULL;

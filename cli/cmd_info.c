@@ -58,6 +58,13 @@ static void print_layers(const ld_model *m)
     size_t n = params_of(m, "dense.");
     row("dense: Dense 1, sigmoid", "1", n);
     total += n;
+    if (a->box_head) {   /* the detection preset's second head (dettrain.h) */
+        n = params_of(m, "box.");
+        snprintf(name, sizeof name, "box: Dense %d, box offsets", a->box_head);
+        snprintf(shape, sizeof shape, "%d", a->box_head);
+        row(name, shape, n);
+        total += n;
+    }
     /* any further tensors (extra heads of other presets) are counted, not hidden */
     size_t all_trainable = 0;
     for (int i = 0; i < m->n_tensors; i++)
@@ -90,6 +97,10 @@ int cmd_info(int argc, char **argv)
     printf("filters           ");
     for (int k = 0; k < a->n_blocks; k++) printf(k ? ", %d" : " %d", a->filters[k]);
     printf("\ndropout            %g\n", (double)a->dropout);
+    if (a->box_head)
+        printf("windows            every %d px; each judges the %d x %d box centred in it\n",
+               1 << a->n_blocks, a->anchor ? a->anchor : a->input_size,
+               a->anchor ? a->anchor : a->input_size);
     printf("batch norm         epsilon %g, momentum %g\n", (double)a->bn_eps,
            (double)a->bn_momentum);
     print_layers(&m);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "lymphdet/detect.h"
+#include "lymphdet/dettrain.h"
 
 /* frames above this many pixels are refused rather than allocated (same limit
  * as decoding) */
@@ -104,6 +105,7 @@ void ld_detector_free(ld_detector *det)
     ld_image_free(&det->level);
     ld_free(det->input);
     ld_dets_free(&det->windows);
+    ld_free(det->deltas);
     memset(det, 0, sizeof *det);
 }
 
@@ -163,6 +165,9 @@ static ld_status plan_levels(ld_detector *det, int w, int h, long *total, ld_err
         if (grow((void **)&m->probs, &det->map_cap[k], n, sizeof(float), "score map", err))
             return err->status;
         if ((size_t)m->w * (size_t)m->h > input) input = (size_t)m->w * (size_t)m->h;
+        if (det->scanner.box_head &&
+            grow((void **)&det->deltas, &det->deltas_cap, 4 * n, sizeof(float), "box offsets", err))
+            return err->status;
         *total += (long)n;
     }
     if (*total == 0)
@@ -193,7 +198,9 @@ static ld_status scan_level(ld_detector *det, int k, int w, int h, ld_error *err
     for (size_t i = 0; i < n; i++) det->input[i] = (float)px[i] / 255.0f;
     ld_image_free(&det->level);
     int stride = det->cfg.stride;
-    if (ld_scanner_run(&det->scanner, m->probs, det->input, m->w, m->h, (size_t)m->w, stride, err))
+    float *deltas = det->scanner.box_head ? det->deltas : NULL;
+    if (ld_scanner_run_boxes(&det->scanner, m->probs, deltas, det->input, m->w, m->h,
+                             (size_t)m->w, stride, err))
         return err->status;
 
     /* window (i, j) covers [j s, j s + S) x [i s, i s + S) of the level */
@@ -203,6 +210,19 @@ static ld_status scan_level(ld_detector *det, int k, int w, int h, ld_error *err
             float p = m->probs[(size_t)i * m->nx + j];
             if (!(p > det->cfg.threshold)) continue;
             ld_det d = {(double)j * stride * rx, (double)i * stride * ry, S * rx, S * ry, p, 0};
+            if (deltas) {
+                /* the decoded box, mapped to the frame and clipped to it */
+                double b[4];
+                ld_box_decode(b, deltas + ((size_t)i * m->nx + j) * 4, (double)j * stride,
+                              (double)i * stride, S, det->scanner.anchor);
+                double x1 = fmax(0, b[0] * rx), y1 = fmax(0, b[1] * ry);
+                double x2 = fmin(w, (b[0] + b[2]) * rx), y2 = fmin(h, (b[1] + b[3]) * ry);
+                if (!(x2 > x1 && y2 > y1)) continue;
+                d.x = x1;
+                d.y = y1;
+                d.w = x2 - x1;
+                d.h = y2 - y1;
+            }
             det->windows.d[det->windows.n++] = d;
         }
     return LD_OK;

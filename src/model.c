@@ -10,6 +10,15 @@
  * Determinism: nothing here depends on threads or timing; with the same weights,
  * inputs and RNG state every result is bit-identical from run to run.
  *
+ * Kernels: forward and backward run on the fast kernels (kernels.h, model_fast.c:
+ * SIMD picked for this CPU, optionally threads) unless ld_model_set_kernels asks for
+ * the reference kernels of layers.c, which the code below calls directly and which
+ * the fast ones are tested against. The fast path's buffers are part of the
+ * activation block; a thread pool (ld_model_set_threads > 1) is one more allocation
+ * with its threads, made by that call. Results are the
+ * same for any thread count, but differ from the reference (and between instruction
+ * sets) by float rounding.
+ *
  * Worth knowing:
  * - the conv biases get an exactly zero gradient (the batch norm after each conv
  *   removes them; see ld_model_backward), so training never moves them;
@@ -23,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "alloc.h"
+#include "kernels.h"
 #include "lymphdet/layers.h"
 #include "lymphdet/model.h"
 
@@ -60,6 +70,9 @@ struct ld_acts {
     float *dsmall[2];   /* [N, max f*p*p] ping-pong gradients of block outputs */
     float *dpool;       /* [N, max f*p*p] */
     float *dbig[2];     /* [N, max f*c*c] gradients at conv / BN / ReLU outputs */
+    const ld_kernels *kernels;  /* fast kernels in use, NULL: the reference path */
+    ld_fastnet *fast;   /* the fast path's buffers (inside this block) */
+    ld_pool *pool;      /* threads for the fast path, NULL: the caller's only */
 };
 
 void ld_arch_paper(ld_arch *arch)
@@ -75,6 +88,23 @@ void ld_arch_paper(ld_arch *arch)
     arch->dropout = 0.25f;
     arch->bn_eps = 1e-3f;
     arch->bn_momentum = 0.99f;
+}
+
+void ld_arch_detect(ld_arch *arch)
+{
+    memset(arch, 0, sizeof *arch);
+    snprintf(arch->preset, sizeof arch->preset, "detect");
+    arch->input_size = 64;
+    arch->in_channels = 3;
+    arch->n_blocks = 4;
+    arch->filters[0] = 4;
+    arch->filters[1] = 8;
+    arch->filters[2] = 16;
+    arch->filters[3] = 16;
+    arch->dropout = 0.0f;
+    arch->bn_eps = 1e-3f;
+    arch->bn_momentum = 0.99f;
+    arch->box_head = 4;
 }
 
 void ld_adam_default(ld_adam_config *cfg)
@@ -133,6 +163,12 @@ ld_status ld_arch_validate(const ld_arch *arch, ld_error *err)
     if (!(arch->bn_momentum >= 0.0f && arch->bn_momentum <= 1.0f))
         return ld_fail(err, LD_ERR_INPUT, "architecture: batch-norm momentum %g outside [0, 1]",
                        (double)arch->bn_momentum);
+    if (arch->box_head != 0 && arch->box_head != 4)
+        return ld_fail(err, LD_ERR_INPUT, "architecture: box head of %d outputs (0 or 4)",
+                       arch->box_head);
+    if (arch->anchor < 0 || arch->anchor > 4 * arch->input_size || (arch->anchor && !arch->box_head))
+        return ld_fail(err, LD_ERR_INPUT, "architecture: anchor %d (0, or 1..%d with a box head)",
+                       arch->anchor, 4 * arch->input_size);
     return LD_OK;
 }
 
@@ -174,6 +210,11 @@ static void build_tensor_table(ld_model *m)
     int dshape[2] = {1, cin * s * s}, bshape[1] = {1};
     add_tensor(m, "dense.weight", 2, dshape, 1);
     add_tensor(m, "dense.bias", 1, bshape, 1);
+    if (a->box_head) {
+        int hshape[2] = {a->box_head, cin * s * s}, hbshape[1] = {a->box_head};
+        add_tensor(m, "box.weight", 2, hshape, 1);
+        add_tensor(m, "box.bias", 1, hbshape, 1);
+    }
 }
 
 /* Points the named views p[]/g[]/dense_* into params and grads. */
@@ -190,11 +231,18 @@ static void bind_views(ld_model *m)
             *gv[i] = m->grads + t[i].offset;
         }
     }
-    const ld_tensor *dw = &m->tensors[m->n_tensors - 2], *db = &m->tensors[m->n_tensors - 1];
+    const ld_tensor *dw = &m->tensors[6 * m->arch.n_blocks], *db = dw + 1;
     m->dense_w = m->params + dw->offset;
     m->dense_b = m->params + db->offset;
     m->ddense_w = m->grads + dw->offset;
     m->ddense_b = m->grads + db->offset;
+    if (m->arch.box_head) {
+        const ld_tensor *bw = db + 1, *bb = db + 2;
+        m->box_w = m->params + bw->offset;
+        m->box_b = m->params + bb->offset;
+        m->dbox_w = m->grads + bw->offset;
+        m->dbox_b = m->grads + bb->offset;
+    }
 }
 
 /* Lays out (when base is non-NULL) or measures (base NULL) the activation block:
@@ -256,7 +304,12 @@ static size_t acts_layout(char *base, const ld_arch *a, int batch_cap)
     CARVE(A->dbig[0], float, max_big);
     CARVE(A->dbig[1], float, max_big);
 #undef CARVE
-    return off;
+    /* the fast path's buffers, in the same block */
+    off = (off + 63) & ~(size_t)63;
+    size_t fast = ld_fastnet_layout(base ? base + off : NULL, a, batch_cap);
+    A->fast = base ? (ld_fastnet *)(void *)(base + off) : NULL;
+    if (fast == 0 || off + fast < fast) return 0;
+    return off + fast;
 }
 
 ld_status ld_model_init(ld_model *m, const ld_arch *arch, int batch_cap, ld_error *err)
@@ -287,6 +340,7 @@ ld_status ld_model_init(ld_model *m, const ld_arch *arch, int batch_cap, ld_erro
     }
     acts_layout(block, arch, batch_cap);
     m->acts = (ld_acts *)block;
+    m->acts->kernels = ld_kernels_best();
     bind_views(m);
     /* until a mask is drawn or injected, dropout is the identity */
     for (int k = 0; k < arch->n_blocks; k++) {
@@ -303,6 +357,7 @@ void ld_model_free(ld_model *m)
     ld_free(m->grads);
     ld_free(m->adam_m);
     ld_free(m->adam_v);
+    if (m->acts) ld_pool_free(m->acts->pool);
     ld_free(m->acts);
     for (int i = 0; i < m->n_meta; i++) {
         ld_free(m->meta_key[i]);
@@ -394,6 +449,13 @@ void ld_model_forward(ld_model *m, const float *x, int n, int training, ld_rng *
     assert(n >= 1 && n <= m->batch_cap);
     struct ld_acts *A = m->acts;
     const ld_arch *a = &m->arch;
+    if (A->kernels) {
+        float *masks[LD_MAX_BLOCKS];
+        for (int k = 0; k < a->n_blocks; k++) masks[k] = A->b[k].mask;
+        A->n = training ? n : 0;
+        ld_fastnet_forward(A->fast, A->kernels, A->pool, m, masks, x, n, training, rng, logits);
+        return;
+    }
     const float *in = x;   /* [n, cin, s, s] input of the current block */
     if (training) {
         /* backward needs conv1's input after the caller's buffer may be gone */
@@ -433,6 +495,12 @@ void ld_model_backward(ld_model *m, const float *dlogits, int n)
     assert(n >= 1 && n == A->n);   /* the backward of the last TRAINING forward */
     const ld_arch *a = &m->arch;
     memset(m->grads, 0, m->n_params * sizeof *m->grads);   /* moving stats: gradient 0 */
+    if (A->kernels) {
+        float *masks[LD_MAX_BLOCKS];
+        for (int k = 0; k < a->n_blocks; k++) masks[k] = A->b[k].mask;
+        ld_fastnet_backward(A->fast, A->kernels, A->pool, m, masks, dlogits, n);
+        return;
+    }
     const block_acts *last = &A->b[a->n_blocks - 1];
     ld_dense_backward(A->dflat, m->ddense_w, m->ddense_b, dlogits, last->drop, m->dense_w,
                       n, A->flat, 1);
@@ -463,6 +531,38 @@ void ld_model_backward(ld_model *m, const float *dlogits, int n)
         dout = dinp;
     }
 }
+
+ld_status ld_model_set_kernels(ld_model *m, const char *name, ld_error *err)
+{
+    if (name && strcmp(name, "reference") == 0) {
+        m->acts->kernels = NULL;
+        return LD_OK;
+    }
+    const ld_kernels *k = ld_kernels_get(name);
+    if (!k)
+        return ld_fail(err, LD_ERR_USAGE,
+                       "kernels \"%s\": not built in or not supported by this CPU "
+                       "(auto, reference, generic, avx2, avx512)", name);
+    m->acts->kernels = k;
+    return LD_OK;
+}
+
+const char *ld_model_kernels(const ld_model *m)
+{
+    return m->acts->kernels ? m->acts->kernels->name : "reference";
+}
+
+ld_status ld_model_set_threads(ld_model *m, int threads, ld_error *err)
+{
+    if (threads == ld_pool_threads(m->acts->pool)) return LD_OK;
+    ld_pool *pool = NULL;
+    if (threads != 1 && ld_pool_init(&pool, threads, err) != LD_OK) return err->status;
+    ld_pool_free(m->acts->pool);
+    m->acts->pool = pool;
+    return LD_OK;
+}
+
+int ld_model_threads(const ld_model *m) { return ld_pool_threads(m->acts->pool); }
 
 void ld_model_adam(ld_model *m, const ld_adam_config *cfg)
 {

@@ -8,7 +8,8 @@
  * (byte offsets into the data section, b inclusive, e exclusive) and "__metadata__" to
  * an object of strings. Ours holds "format":"pt" (so safetensors.torch accepts it), the
  * architecture ("preset", "input_size", "in_channels", "filters" as "4,4,8", "dropout",
- * "bn_epsilon", "bn_momentum"), "lymphdet_version", then the model's own meta pairs.
+ * "bn_epsilon", "bn_momentum", and "box_head" ("4") and "anchor" only for a network with
+ * the box head of the detection preset), "lymphdet_version", then the model's own meta pairs.
  *
  * Saving writes the tensors in state-dict order with jansson's compact output and the
  * insertion order kept, so one model always gives the same bytes.
@@ -44,7 +45,7 @@
  * not written (the value is always derived from the architecture or the program) */
 static const char *const reserved_keys[] = {
     "format", "preset", "input_size", "in_channels", "filters",
-    "dropout", "bn_epsilon", "bn_momentum", "lymphdet_version",
+    "dropout", "bn_epsilon", "bn_momentum", "lymphdet_version", "box_head", "anchor",
 };
 
 static int is_reserved(const char *key)
@@ -157,6 +158,12 @@ static ld_status build_metadata(json_t *meta, const ld_model *m, const char *pat
     bad |= set_string(meta, "bn_epsilon", num);
     format_float(num, sizeof num, a->bn_momentum);
     bad |= set_string(meta, "bn_momentum", num);
+    if (a->box_head) {   /* absent means none: paper files keep their exact bytes */
+        snprintf(num, sizeof num, "%d", a->box_head);
+        bad |= set_string(meta, "box_head", num);
+        snprintf(num, sizeof num, "%d", a->anchor);
+        bad |= set_string(meta, "anchor", num);
+    }
     bad |= set_string(meta, "lymphdet_version", LD_VERSION);
     if (bad) return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
     for (int i = 0; i < m->n_meta; i++) {
@@ -350,6 +357,13 @@ static ld_status arch_from_metadata(ld_arch *a, const json_t *meta, const char *
     if (parse_float(metadata_string(meta, "bn_momentum"), &a->bn_momentum) ||
         a->bn_momentum < 0 || a->bn_momentum > 1)
         return BAD("bn_momentum", "a number in [0, 1]");
+    if (metadata_string(meta, "box_head") &&
+        (parse_int(metadata_string(meta, "box_head"), 0, 4, &a->box_head) ||
+         (a->box_head != 0 && a->box_head != 4)))
+        return BAD("box_head", "0 or 4");
+    if (metadata_string(meta, "anchor") &&
+        parse_int(metadata_string(meta, "anchor"), 0, 16384, &a->anchor))
+        return BAD("anchor", "an integer in 0..16384");
 #undef BAD
     uint64_t acts = 0;
     for (int k = 0; k < a->n_blocks; k++)

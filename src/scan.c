@@ -20,11 +20,16 @@
  * C equal channels (grey / 255), so conv 1 sums its kernel over them and reads the
  * grey plane once. ReLU and max commute, so each block computes two conv rows,
  * then pools them and applies ReLU to the maximum: the full-resolution conv map
- * is never stored. The dense layer accumulates in double, as the model does.
+ * is never stored. The blocks run as a pipeline of rows (ld_fast_scan_pass in
+ * kernels_scan.c): no block's whole map is stored either, only a few rows of each,
+ * and the dense layer runs on each window row as soon as its map rows exist,
+ * summing each channel in float and the channels in double. The arithmetic is the
+ * fast kernels' for this CPU (kernels.h: SIMD along the rows).
  * Results match ld_model_predict on cropped windows to ~1e-7 (tests/test_scan.c). */
 #include <math.h>
 #include <string.h>
 #include "alloc.h"
+#include "kernels.h"
 #include "lymphdet/detect.h"
 
 ld_status ld_scanner_init(ld_scanner *sc, const ld_model *m, ld_error *err)
@@ -51,7 +56,8 @@ ld_status ld_scanner_init(ld_scanner *sc, const ld_model *m, ld_error *err)
         n += (size_t)a->filters[k] * cin * 9 + a->filters[k];
     }
     size_t n_dense = (size_t)a->filters[a->n_blocks - 1] * s * s;
-    sc->weights = ld_alloc(n + n_dense, sizeof(float), "scanner weights", err);
+    int heads = 1 + (a->box_head ? 4 : 0);   /* objectness, and the box offsets */
+    sc->weights = ld_alloc(n + n_dense * heads, sizeof(float), "scanner weights", err);
     if (!sc->weights) return err->status;
 
     float *w = sc->weights;
@@ -83,6 +89,13 @@ ld_status ld_scanner_init(ld_scanner *sc, const ld_model *m, ld_error *err)
     memcpy(w, m->dense_w, n_dense * sizeof(float));
     sc->dense_w = w;
     sc->dense_b = m->dense_b[0];
+    if (a->box_head) {
+        memcpy(w + n_dense, m->box_w, 4 * n_dense * sizeof(float));
+        sc->box_head = 4;
+        sc->anchor = a->anchor ? a->anchor : a->input_size;
+        sc->box_w = w + n_dense;
+        memcpy(sc->box_b, m->box_b, sizeof sc->box_b);
+    }
     return LD_OK;
 }
 
@@ -116,105 +129,21 @@ ld_status ld_scan_grid(int *nx, int *ny, const ld_scanner *sc, int w, int h, int
 }
 
 /* Scratch layout for a pass whose input is eh x ew: the dense sums (double [nx])
- * first, for alignment, then two ping-pong pooled maps and the conv rows. */
+ * first, for alignment, then the dense layer's per-channel sums and the blocks'
+ * row pipeline (ld_fast_scan_scratch). */
 typedef struct {
-    size_t acc, map, rows, total;   /* offsets in floats; total size */
+    size_t acc, part, pipe, total;   /* offsets in floats; total size */
 } scratch_plan;
 
 static scratch_plan plan_scratch(const ld_scanner *sc, int eh, int ew, int n_x)
 {
     scratch_plan pl;
-    size_t map = 0, rows = 0;
-    int h = eh, w = ew;
-    for (int k = 0; k < sc->n_blocks; k++) {
-        int h2 = (h - 2) / 2, w2 = (w - 2) / 2;
-        size_t pooled = (size_t)sc->filters[k] * h2 * w2;
-        size_t r = (size_t)2 * 2 * w2;
-        if (pooled > map) map = pooled;
-        if (r > rows) rows = r;
-        h = h2;
-        w = w2;
-    }
     pl.acc = 0;
-    pl.map = 2 * (size_t)n_x;
-    pl.rows = pl.map + 2 * map;
-    pl.total = pl.rows + rows;
+    pl.part = 2 * (size_t)n_x;
+    /* the windows' map columns span (ew - S) / P + 1 */
+    pl.pipe = pl.part + (size_t)sc->filters[sc->n_blocks - 1] * ((ew - sc->size) / sc->period + 1);
+    pl.total = pl.pipe + ld_fast_scan_scratch(sc->filters, sc->n_blocks, sc->s_out, eh, ew);
     return pl;
-}
-
-/* Conv rows 2r and 2r+1 of one output channel at columns x0..x0+n-1 (n <= CHUNK),
- * summed in registers over every input channel and kernel row: input rows
- * 2r..2r+3 feed conv row 2r (kernel rows 0-2) and 2r+1 (rows 1-3).
- * r0, r1 [cw] conv rows; inp as in conv_relu_pool, from row 2r; wt [c, 3, 3].
- * Called with n = CHUNK, a constant once inlined, the loops over t become SIMD. */
-#define CHUNK 8
-static inline void conv_rows(float *restrict r0, float *restrict r1, const float *restrict inp,
-                             size_t rs, size_t ps, const float *restrict wt, float b, int c,
-                             int x0, int n)
-{
-    float a0[CHUNK], a1[CHUNK];
-    for (int t = 0; t < n; t++) a0[t] = a1[t] = b;
-    for (int ci = 0; ci < c; ci++) {
-        const float *plane = inp + (size_t)ci * ps + x0;
-        const float *k = wt + (size_t)ci * 9;
-        for (int a = 0; a < 3; a++) {
-            const float *s0 = plane + (size_t)a * rs, *s1 = s0 + rs;
-            float k0 = k[a * 3], k1 = k[a * 3 + 1], k2 = k[a * 3 + 2];
-#pragma GCC unroll 8
-            for (int t = 0; t < n; t++) {
-                a0[t] += k0 * s0[t] + k1 * s0[t + 1] + k2 * s0[t + 2];
-                a1[t] += k0 * s1[t] + k1 * s1[t + 1] + k2 * s1[t + 2];
-            }
-        }
-    }
-    for (int t = 0; t < n; t++) {
-        r0[x0 + t] = a0[t];
-        r1[x0 + t] = a1[t];
-    }
-}
-
-/* One block: out = maxpool2(relu(conv3x3(inp))) with folded BN.
- * out [f, (h-2)/2, (w-2)/2] contiguous; inp [c, h, w] with rows rs and planes ps
- * floats apart; wt [f, c, 3, 3], bias [f]; rows [2, 2 * ((w-2)/2)] scratch.
- * Only the conv rows and columns a pool cell reads are computed. */
-static void conv_relu_pool(float *restrict out, float *restrict rows, const float *restrict inp,
-                           size_t rs, size_t ps, const float *restrict wt,
-                           const float *restrict bias, int c, int f, int h, int w)
-{
-    int h2 = (h - 2) / 2, w2 = (w - 2) / 2, cw = 2 * w2;
-    for (int r = 0; r < h2; r++) {
-        for (int o = 0; o < f; o++) {
-            float *r0 = rows, *r1 = rows + cw, b = bias[o];
-            int x0 = 0;
-            const float *in2r = inp + (size_t)(2 * r) * rs, *wo = wt + (size_t)o * c * 9;
-            for (; x0 + CHUNK <= cw; x0 += CHUNK) conv_rows(r0, r1, in2r, rs, ps, wo, b, c, x0, CHUNK);
-            if (x0 < cw) conv_rows(r0, r1, in2r, rs, ps, wo, b, c, x0, cw - x0);
-            float *dst = out + ((size_t)o * h2 + r) * w2;
-            for (int q = 0; q < w2; q++) {
-                float m = r0[2 * q];
-                if (r0[2 * q + 1] > m) m = r0[2 * q + 1];
-                if (r1[2 * q] > m) m = r1[2 * q];
-                if (r1[2 * q + 1] > m) m = r1[2 * q + 1];
-                dst[q] = m > 0.0f ? m : 0.0f;
-            }
-        }
-    }
-}
-
-/* One kernel row wd[0..s) of the dense layer for windows tx..tx+n-1 (n <= CHUNK),
- * whose map columns are q apart from src: their row sums, in float, are added to
- * acc[tx..tx+n) in double. */
-static inline void dense_row(double *restrict acc, const float *restrict src,
-                             const float *restrict wd, int s, int q, int tx, int n)
-{
-    float t[CHUNK] = {0};
-    for (int v = 0; v < s; v++) {
-        float wv = wd[v];
-        const float *sv = src + (size_t)tx * q + v;
-#pragma GCC unroll 8
-        for (int k = 0; k < n; k++) t[k] += wv * sv[(size_t)k * q];
-    }
-    for (int k = 0; k < n; k++) acc[tx + k] += t[k];
 }
 
 static float sigmoid(double z)
@@ -222,52 +151,58 @@ static float sigmoid(double z)
     return (float)(z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)));
 }
 
+/* Where a pass's window rows go (scan_pass, emit_row). */
+typedef struct {
+    const ld_scanner *sc;
+    const ld_kernels *K;
+    float *probs, *deltas;
+    int nx, i0, j0, step, n_x, q;
+    double *acc;        /* [n_x] */
+    float *part;        /* [F_last, (n_x - 1) q + 1] */
+} pass_out;
+
+/* The dense layer as a convolution over the last map, for window row ty
+ * (ld_fast_scan_dense: each channel in float, the channels summed in double). */
+static void emit_row(void *ctx, int ty, const float *map, size_t ps, size_t rs)
+{
+    const pass_out *o = ctx;
+    const ld_scanner *sc = o->sc;
+    int s = sc->s_out, f_last = sc->filters[sc->n_blocks - 1];
+    ld_fast_scan_dense(o->K, o->acc, o->part, map, ps, rs, sc->dense_w, sc->dense_b, f_last, s,
+                       o->n_x, o->q);
+    float *dst = o->probs + (size_t)(o->i0 + ty * o->step) * o->nx + o->j0;
+    for (int tx = 0; tx < o->n_x; tx++) dst[(size_t)tx * o->step] = sigmoid(o->acc[tx]);
+    /* the box head: four more kernels over the same map, summed the same way */
+    for (int h = 0; o->deltas && h < sc->box_head; h++) {
+        const float *kw = sc->box_w + (size_t)h * f_last * s * s;
+        ld_fast_scan_dense(o->K, o->acc, o->part, map, ps, rs, kw, sc->box_b[h], f_last, s,
+                           o->n_x, o->q);
+        float *dd = o->deltas + ((size_t)(o->i0 + ty * o->step) * o->nx + o->j0) * 4 + h;
+        for (int tx = 0; tx < o->n_x; tx++) dd[(size_t)tx * o->step * 4] = (float)o->acc[tx];
+    }
+}
+
 /* One pass over the n_y x n_x windows whose corners are (P q t_y, P q t_x) in
  * img; window (t_y, t_x) is written to probs[(i0 + t_y step) * nx + j0 + t_x step]. */
-static void scan_pass(ld_scanner *sc, float *probs, int nx, int i0, int j0, int step,
-                      const float *img, size_t row_stride, int n_y, int n_x, int q)
+static void scan_pass(ld_scanner *sc, float *probs, float *deltas, int nx, int i0, int j0,
+                      int step, const float *img, size_t row_stride, int n_y, int n_x, int q)
 {
     int eh = sc->period * q * (n_y - 1) + sc->size, ew = sc->period * q * (n_x - 1) + sc->size;
     scratch_plan pl = plan_scratch(sc, eh, ew, n_x);
-    double *acc = (double *)(void *)(sc->scratch + pl.acc);   /* [n_x] */
-    float *maps[2] = {sc->scratch + pl.map, sc->scratch + pl.map + (pl.rows - pl.map) / 2};
-    float *rows = sc->scratch + pl.rows;
-
-    const float *in = img;
-    size_t rs = row_stride, ps = 0;
-    int h = eh, w = ew;
-    for (int k = 0; k < sc->n_blocks; k++) {
-        int cin = k ? sc->filters[k - 1] : 1;
-        float *out = maps[k & 1];
-        conv_relu_pool(out, rows, in, rs, ps, sc->conv_w[k], sc->conv_b[k], cin, sc->filters[k], h, w);
-        h = (h - 2) / 2;
-        w = (w - 2) / 2;
-        in = out;
-        rs = (size_t)w;
-        ps = (size_t)h * w;
-    }
-    /* the dense layer as a convolution over the last map in [F, h, w]: each
-     * kernel row's s products are summed in float (SIMD across windows), the
-     * F * s row sums in double, as the model's dense layer sums */
-    int s = sc->s_out, f_last = sc->filters[sc->n_blocks - 1];
-    for (int ty = 0; ty < n_y; ty++) {
-        for (int tx = 0; tx < n_x; tx++) acc[tx] = 0.0;
-        for (int f = 0; f < f_last; f++) {
-            for (int u = 0; u < s; u++) {
-                const float *src = in + (size_t)f * ps + (size_t)(ty * q + u) * rs;
-                const float *wd = sc->dense_w + ((size_t)f * s + u) * s;
-                int tx = 0;
-                for (; tx + CHUNK <= n_x; tx += CHUNK) dense_row(acc, src, wd, s, q, tx, CHUNK);
-                if (tx < n_x) dense_row(acc, src, wd, s, q, tx, n_x - tx);
-            }
-        }
-        float *dst = probs + (size_t)(i0 + ty * step) * nx + j0;
-        for (int tx = 0; tx < n_x; tx++) dst[(size_t)tx * step] = sigmoid(sc->dense_b + acc[tx]);
-    }
+    pass_out o = {sc, ld_kernels_best(), probs, deltas, nx, i0, j0, step, n_x, q,
+                  (double *)(void *)(sc->scratch + pl.acc), sc->scratch + pl.part};
+    ld_fast_scan_pass(o.K, sc->scratch + pl.pipe, sc->conv_w, sc->conv_b, sc->filters,
+                      sc->n_blocks, sc->s_out, img, row_stride, eh, ew, n_y, q, emit_row, &o);
 }
 
 ld_status ld_scanner_run(ld_scanner *sc, float *probs, const float *img, int w, int h,
                          size_t row_stride, int stride, ld_error *err)
+{
+    return ld_scanner_run_boxes(sc, probs, NULL, img, w, h, row_stride, stride, err);
+}
+
+ld_status ld_scanner_run_boxes(ld_scanner *sc, float *probs, float *deltas, const float *img,
+                               int w, int h, size_t row_stride, int stride, ld_error *err)
 {
     int nx, ny;
     if (ld_scan_grid(&nx, &ny, sc, w, h, stride, err)) return err->status;
@@ -293,8 +228,8 @@ ld_status ld_scanner_run(ld_scanner *sc, float *probs, const float *img, int w, 
             int dx = ox * stride;
             if (dx > w - S) break;
             int n_y = (h - S - dy) / (P * q) + 1, n_x = (w - S - dx) / (P * q) + 1;
-            scan_pass(sc, probs, nx, oy, ox, step, img + (size_t)dy * row_stride + dx, row_stride,
-                      n_y, n_x, q);
+            scan_pass(sc, probs, deltas, nx, oy, ox, step, img + (size_t)dy * row_stride + dx,
+                      row_stride, n_y, n_x, q);
         }
     }
     return LD_OK;

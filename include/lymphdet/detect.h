@@ -26,7 +26,10 @@
  *    and every window is mapped back to the frame by the ACTUAL per-axis ratio
  *    of the integer resized size (w_s / w, h_s / h), so a window (x, y, S, S) in
  *    the resized image is the box (x w / w_s, y h / h_s, S w / w_s, S h / h_s).
- *    Windows of all scales are merged together.
+ *    Windows of all scales are merged together. With a box head (the detection
+ *    preset) a positive window's box is its decoded box instead (ld_box_decode in
+ *    dettrain.h: the window as anchor, offsets of centre and log-size), mapped
+ *    back the same way and clipped to the frame; NMS then runs on those boxes.
  *
  * Coordinates are continuous pixels as in labels.h: a window whose top-left
  * pixel is (x, y) covers [x, x + S) x [y, y + S).
@@ -63,6 +66,10 @@ typedef struct {
     const float *conv_b[LD_MAX_BLOCKS];  /* [F] */
     const float *dense_w;       /* [F_last, s_out, s_out] */
     float dense_b;
+    int box_head;               /* 4 when the model has a box head (dettrain.h), else 0 */
+    int anchor;                 /* side of the box each window's offsets refine */
+    const float *box_w;         /* [4, F_last, s_out, s_out] (in `weights`), or NULL */
+    float box_b[4];
     float *scratch;             /* one allocation: feature maps, conv rows, sums */
     size_t scratch_cap;         /* in floats */
 } ld_scanner;
@@ -84,6 +91,11 @@ ld_status ld_scan_grid(int *nx, int *ny, const ld_scanner *sc, int w, int h, int
  * Allocates only when this image needs more scratch than any before. */
 ld_status ld_scanner_run(ld_scanner *sc, float *probs, const float *img, int w, int h,
                          size_t row_stride, int stride, ld_error *err);
+/* The same, and for a model with a box head the box offsets of every window:
+ * deltas[(i * nx + j) * 4 + q] = (tx, ty, tw, th) of window (i, j) (decode with
+ * ld_box_decode, dettrain.h). deltas may be NULL; ignored without a box head. */
+ld_status ld_scanner_run_boxes(ld_scanner *sc, float *probs, float *deltas, const float *img,
+                               int w, int h, size_t row_stride, int stride, ld_error *err);
 
 /* ---- 2. merging ------------------------------------------------------------- */
 
@@ -179,6 +191,8 @@ typedef struct {
     float *input;               /* [h_s, w_s] the level as grey / 255 */
     size_t input_cap;
     ld_dets windows;            /* positive windows of all levels, frame coordinates */
+    float *deltas;              /* [ny, nx, 4] box offsets of the current level (box head) */
+    size_t deltas_cap;
 } ld_detector;
 
 /* Scanner from the model (copied: the model may be freed afterwards) and a

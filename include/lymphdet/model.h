@@ -12,6 +12,8 @@
  *     dropout (inverted, rate)    identity at inference
  *   flatten (C,H,W order)         [n, F_last * s_out * s_out]
  *   dense -> 1 logit              [n]        probability = sigmoid(logit)
+ *   box -> 4 offsets              [n, 4]     detection preset only (arch.box_head),
+ *                                            after dense in the state dict
  *
  * For the paper: 100 -> 98 -> 49 -> 47 -> 23 -> 21 -> 10; 800 dense inputs;
  * 1421 parameters, 1389 trainable (the BN moving mean/variance are not).
@@ -29,7 +31,7 @@
 #include "lymphdet/rng.h"
 
 #define LD_MAX_BLOCKS 6
-#define LD_MAX_TENSORS (6 * LD_MAX_BLOCKS + 2)
+#define LD_MAX_TENSORS (6 * LD_MAX_BLOCKS + 4)
 #define LD_MAX_META 64
 
 typedef struct {
@@ -41,6 +43,14 @@ typedef struct {
     float dropout;              /* rate, 0.25 (the paper gives none) */
     float bn_eps;               /* 1e-3 (Keras) */
     float bn_momentum;          /* 0.99 (Keras convention: m = 0.99 m + 0.01 batch) */
+    int box_head;               /* 0 (paper), or 4: a second dense head over the same
+                                   D inputs, box.weight [4, D] + box.bias [4], giving
+                                   the window's box offsets (tx, ty, tw, th); see
+                                   dettrain.h. Not used by forward/backward/predict. */
+    int anchor;                 /* with a box head: the side of the square box ("anchor")
+                                   centred in each window that its offsets refine;
+                                   0 means the window itself (S). Smaller than S, the
+                                   window sees context around the box it judges. */
 } ld_arch;
 
 typedef struct {
@@ -84,6 +94,8 @@ typedef struct {
     ld_block_params g[LD_MAX_BLOCKS];   /* views into grads */
     float *dense_w, *dense_b;   /* [1, D], [1]; D = F_last * s_out * s_out */
     float *ddense_w, *ddense_b;
+    float *box_w, *box_b;       /* [4, D], [4] when arch.box_head, else NULL */
+    float *dbox_w, *dbox_b;
     int batch_cap;              /* largest n forward/backward accept */
     ld_acts *acts;              /* one allocation, sized for batch_cap */
     int n_meta;                 /* free-form metadata stored in the model file */
@@ -92,6 +104,10 @@ typedef struct {
 } ld_model;
 
 void ld_arch_paper(ld_arch *arch);
+/* The detection preset (docs/detection.md): a window of 64 px, 4 blocks
+ * (4, 8, 16, 16 filters, stride 16 between windows), no dropout, and the box head;
+ * trained densely on whole frames by dettrain.h, not by ld_train. */
+void ld_arch_detect(ld_arch *arch);
 void ld_adam_default(ld_adam_config *cfg);
 /* spatial size after block k (k = n_blocks-1: the dense layer's input side) */
 int  ld_arch_block_out(const ld_arch *arch, int k);
@@ -131,6 +147,17 @@ float ld_model_train_step(ld_model *m, const float *x, const float *y, int n,
                           const ld_adam_config *cfg, ld_rng *rng, float *logits);
 /* Inference probabilities for any n (processed in chunks of batch_cap). */
 void ld_model_predict(ld_model *m, const float *x, int n, float *probs);
+
+/* Kernels behind forward/backward/predict: "auto" (the default, also NULL: the
+ * fastest this CPU runs), "avx512", "avx2" or "generic" (the SIMD kernels), or
+ * "reference" (the plain kernels of layers.h, which the others are tested against).
+ * LD_ERR_USAGE when the name is unknown or this CPU cannot run it. */
+ld_status   ld_model_set_kernels(ld_model *m, const char *name, ld_error *err);
+const char *ld_model_kernels(const ld_model *m);
+/* Threads that forward/backward/predict use (default 1; 1..256). Results are the
+ * same, bit for bit, for any number of threads. The reference kernels ignore it. */
+ld_status   ld_model_set_threads(ld_model *m, int threads, ld_error *err);
+int         ld_model_threads(const ld_model *m);
 
 /* Metadata (strings) kept with the model and written to the file's __metadata__. */
 ld_status   ld_model_meta_set(ld_model *m, const char *key, const char *value, ld_error *err);
