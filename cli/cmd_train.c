@@ -1,18 +1,30 @@
 /* cmd_train.c — `lymphdet train`: cut patches, split, train the paper's network,
  * write the model and MODEL.history.csv.
  *
+ * Crash safety: --checkpoint FILE is rewritten atomically after every epoch, and
+ * --resume FILE continues that run after a crash or a kill: the data and options must
+ * be the same (the checkpoint checks), and the model then written is identical byte for
+ * byte to the one an uninterrupted run writes (tests/test_hostile.c). The history CSV
+ * keeps the epochs done before the interruption with their original timings.
+ * The model and its history are one result: a run that fails to write either (disk
+ * full, read-only folder) leaves both old files as they were (save_results).
+ *
  * stdout: the patch counts, one line per epoch, and the validation confusion
  * matrix in the layout of the paper's Table 2. stderr: a progress bar within each
  * epoch when stderr is a terminal. The model file holds no timings, so the same
  * seed gives a byte-identical file; times go to the history CSV. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "dataset_opts.h"
+#include "train_detect.h"
+#include "lymphdet/checkpoint.h"
 #include "lymphdet/metrics.h"
 #include "lymphdet/model.h"
 #include "lymphdet/outfile.h"
@@ -44,19 +56,37 @@ static void on_epoch(void *user, const ld_epoch_stats *s)
     fflush(stdout);
 }
 
-static int write_history(const char *cmd, const char *model_path, const ld_epoch_stats *h, int n)
+static ld_status write_history(const char *path, const ld_epoch_stats *h, int n, ld_error *err)
 {
-    char path[4200];
     ld_outfile out;
-    ld_error err = {0};
-    snprintf(path, sizeof path, "%s.history.csv", model_path);
-    if (ld_out_open(&out, path, &err)) return cli_fail(cmd, &err);
+    if (ld_out_open(&out, path, err)) return err->status;
     fprintf(out.fp, "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
     for (int i = 0; i < n; i++)
         fprintf(out.fp, "%d,%.6f,%.6f,%.6f,%.6f,%.3f\n", h[i].epoch, h[i].train_loss,
                 h[i].train_acc, h[i].val_loss, h[i].val_acc, h[i].seconds);
-    if (ld_out_commit(&out, &err)) return cli_fail(cmd, &err);
-    return 0;
+    return ld_out_commit(&out, err);
+}
+
+/* MODEL and MODEL.history.csv, so that a failure leaves the old pair: the model goes
+ * to a side file first (complete, through its own temporary file), then the history
+ * is committed, and only then is the model renamed into place. */
+static ld_status save_results(const ld_model *m, const char *model_path, const ld_epoch_stats *h,
+                              int n, ld_error *err)
+{
+    char hist_path[4200], side[4200];
+    snprintf(hist_path, sizeof hist_path, "%s.history.csv", model_path);
+    snprintf(side, sizeof side, "%s.tmp.model-%ld", model_path, (long)getpid());
+    if (ld_model_save(m, side, err)) return err->status;
+    if (write_history(hist_path, h, n, err)) {
+        unlink(side);
+        return err->status;
+    }
+    if (rename(side, model_path) != 0) {
+        unlink(side);
+        return ld_fail(err, LD_ERR_IO, "%s: cannot rename the new model into place: %s",
+                       model_path, strerror(errno));
+    }
+    return LD_OK;
 }
 
 static void count_labels(const ld_patchset *ps, int *pos, int *neg)
@@ -125,31 +155,57 @@ static ld_status record_training(ld_model *m, const dataset_opts *d, const ld_da
     return st;
 }
 
+/* Fresh weights from the seed, or the state of an interrupted run (--resume): its
+ * weights, Adam state and history, after checking it belongs to this run. */
+static ld_status start_or_resume(ld_model *m, ld_checkpoint *ck, const char *resume,
+                                 uint64_t init_seed, const ld_train_config *tc,
+                                 const ld_dataset *ds, ld_epoch_stats *hist, ld_error *err)
+{
+    if (!resume) {
+        ld_model_init_weights(m, init_seed);
+        return LD_OK;
+    }
+    if (ld_checkpoint_load(ck, m, resume, err) ||
+        ld_checkpoint_check(ck, tc, &ds->train, &ds->val, resume, err))
+        return err->status;
+    memcpy(hist, ck->history, (size_t)ck->state.epochs_done * sizeof *hist);
+    printf("resuming from %s: %d of %d epochs done\n", resume, ck->state.epochs_done,
+           tc->epochs);
+    fflush(stdout);
+    return LD_OK;
+}
+
 int cmd_train(int argc, char **argv)
 {
     static const char *cmd = "train";
+    if (train_wants_detect(argc, argv)) return cmd_train_detect(argc, argv);
     dataset_opts d;
-    const char *out = NULL, *preset = "paper";
+    const char *out = NULL, *preset = "paper", *checkpoint = NULL, *resume = NULL;
     int epochs = 20, batch = 5, quiet = 0;
     double lr = 1e-4, dropout = 0.25;
     dataset_opts_default(&d);
-    cli_opt opts[DATASET_OPT_COUNT + 7];
+    cli_opt opts[DATASET_OPT_COUNT + 9];
     dataset_opts_table(opts, &d);
     cli_opt own[] = {
         {"out", OPT_STRING, &out, "MODEL", "model file to write (safetensors)", 1},
-        {"preset", OPT_STRING, &preset, "P", "network preset: paper (Table 1)", 0},
+        {"preset", OPT_STRING, &preset, "P", "paper (Table 1) or detect (see train --preset detect --help)", 0},
         {"epochs", OPT_INT, &epochs, "N", "training epochs", 0},
         {"batch", OPT_INT, &batch, "N", "mini-batch size", 0},
         {"lr", OPT_DOUBLE, &lr, "X", "Adam learning rate", 0},
         {"dropout", OPT_DOUBLE, &dropout, "X", "dropout rate after each block", 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress bar", 0},
+        {"checkpoint", OPT_STRING, &checkpoint, "FILE",
+         "after every epoch, save what --resume needs to FILE (atomically)", 0},
+        {"resume", OPT_STRING, &resume, "FILE",
+         "continue the run checkpointed in FILE (same data and options; "
+         "checkpoints then go on to FILE unless --checkpoint says otherwise)", 0},
     };
     memcpy(opts + DATASET_OPT_COUNT, own, sizeof own);
     int rc = cli_parse(cmd, "--images DIR --labels FILE --out MODEL [options]",
                        "Cuts the paper's patches (box crops with a margin, 3 flipped/rotated copies,\n"
                        "negative windows clear of every box), splits them for validation, trains the\n"
                        "paper's CNN and writes MODEL and MODEL.history.csv.",
-                       opts, DATASET_OPT_COUNT + 7, argc, argv, NULL, 0, NULL);
+                       opts, DATASET_OPT_COUNT + 9, argc, argv, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (strcmp(preset, "paper") != 0)
         return cli_usage_error(cmd, "--preset must be paper, not '%s'", preset);
@@ -191,8 +247,10 @@ int cmd_train(int argc, char **argv)
     ld_rng_seed(&seeds, (uint64_t)d.seed);
     uint64_t init_seed = ld_rng_u64(&seeds);
     tc.seed = ld_rng_u64(&seeds);
+    tc.checkpoint = checkpoint ? checkpoint : resume;
 
     ld_model m;
+    ld_checkpoint ck = {0};
     ld_error err = {0};
     ld_epoch_stats *hist = calloc((size_t)epochs, sizeof *hist);
     float *probs = malloc(((size_t)ds.val.n + 1) * sizeof *probs);
@@ -209,8 +267,9 @@ int cmd_train(int argc, char **argv)
     } else if (ld_model_init(&m, &arch, batch, &err)) {
         rc = cli_fail(cmd, &err);
     } else {
-        ld_model_init_weights(&m, init_seed);
-        if (ld_train(&m, &ds.train, &ds.val, &tc, &hooks, hist, &err) ||
+        if (start_or_resume(&m, &ck, resume, init_seed, &tc, &ds, hist, &err) ||
+            ld_train_resume(&m, &ds.train, &ds.val, &tc, &hooks, hist,
+                            resume ? &ck.state : NULL, &err) ||
             ld_patches_predict(&m, &ds.val, probs, &val_loss, &err)) {
             rc = cli_fail(cmd, &err);
         } else {
@@ -218,14 +277,13 @@ int cmd_train(int argc, char **argv)
             ld_patch_metrics_compute(&pm, probs, y, ds.val.n, 0.5f);
             if (ds.val.n > 0) print_table2(&pm);
             if (record_training(&m, &d, &ds, &tc, &pm, val_loss, &err) ||
-                ld_model_save(&m, out, &err))
+                save_results(&m, out, hist, epochs, &err))
                 rc = cli_fail(cmd, &err);
-            else
-                rc = write_history(cmd, out, hist, epochs);
             if (!rc) printf("wrote %s and %s.history.csv\n", out, out);
         }
         ld_model_free(&m);
     }
+    ld_checkpoint_free(&ck);
     free(hist);
     free(probs);
     free(y);
