@@ -3,12 +3,16 @@
 #include <string.h>
 #include "cli.h"
 
+int cmd_crossval(int argc, char **argv);   /* not yet declared in cli.h */
+
 /* in pipeline order; the NULL row ends the table */
 static const cli_command commands[] = {
     {"inspect",  "summarise labels and images; list every problem before training", cmd_inspect},
     {"patches",  "write the patch dataset as PNG files plus patches.csv", cmd_patches},
     {"train",    "cut patches, split and train the network", cmd_train},
     {"detect",   "find nodes in whole frames; write COCO results (and overlays)", cmd_detect},
+    {"evaluate", "measure a model or COCO results: metrics.json, charts, report.html", cmd_evaluate},
+    {"crossval", "grouped k-fold cross-validation: train and evaluate every fold", cmd_crossval},
     {"classify", "print the network's probability for each patch image", cmd_classify},
     {"info",     "show a model file: architecture, parameters, training metadata", cmd_info},
     {NULL, NULL, NULL}

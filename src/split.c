@@ -136,3 +136,51 @@ ld_status ld_split_images(uint8_t *is_val, int *group_of, const ld_labels *label
     ld_free(size);
     return st;
 }
+
+ld_status ld_split_kfold(int *fold, const ld_labels *labels, const char *group_fields, int k,
+                         uint64_t seed, int *n_groups, char *fields_used, int fields_size,
+                         ld_error *err)
+{
+    int n = labels->n_images, g = 0;
+    if (n_groups) *n_groups = 0;
+    if (k < 2) return ld_fail(err, LD_ERR_USAGE, "%d folds: cross-validation needs at least 2", k);
+    uint8_t *is_val = ld_alloc((size_t)n, 1, "k-fold split", err);
+    int *group_of = ld_alloc((size_t)n, sizeof *group_of, "k-fold split", err);
+    int *roots = ld_alloc((size_t)n, sizeof *roots, "k-fold split", err);
+    int *size = ld_zalloc((size_t)n, sizeof *size, "k-fold split", err);
+    long *filled = ld_zalloc((size_t)k, sizeof *filled, "k-fold split", err);
+    ld_status st = is_val && group_of && roots && size && filled ? LD_OK : LD_ERR_NOMEM;
+    /* the groups exactly as the image protocol forms them (no image held out) */
+    if (!st)
+        st = ld_split_images(is_val, group_of, labels, group_fields, 0.0, seed, &g, fields_used,
+                             fields_size, err);
+    if (!st && g < k)
+        st = ld_fail(err, LD_ERR_INPUT, "%d folds need at least %d groups of images; the labels "
+                     "have %d", k, k, g);
+    if (!st) {
+        /* a group's root is its first image, so roots in index order are its groups */
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            size[group_of[i]]++;
+            if (group_of[i] == i) roots[m++] = i;
+        }
+        ld_rng rng;
+        ld_rng_seed(&rng, seed);
+        ld_rng_shuffle(&rng, roots, m);
+        for (int j = 0; j < m; j++) {
+            int best = 0;
+            for (int f = 1; f < k; f++)
+                if (filled[f] < filled[best]) best = f;
+            filled[best] += size[roots[j]];
+            fold[roots[j]] = best;   /* the root carries its group's fold */
+        }
+        for (int i = 0; i < n; i++) fold[i] = fold[group_of[i]];
+        if (n_groups) *n_groups = g;
+    }
+    ld_free(is_val);
+    ld_free(group_of);
+    ld_free(roots);
+    ld_free(size);
+    ld_free(filled);
+    return st;
+}

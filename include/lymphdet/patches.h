@@ -84,6 +84,17 @@ ld_status ld_split_images(uint8_t *is_val, int *group_of, const ld_labels *label
                           const char *group_fields, double val_fraction, uint64_t seed,
                           int *n_groups, char *fields_used, int fields_size, ld_error *err);
 
+/* Grouped k-fold cross-validation: the groups of ld_split_images (the same
+ * group_fields rule: images sharing a value of any field stay together) are
+ * shuffled with the seed and dealt out in that order, each to the fold holding
+ * the fewest images so far (ties: the lowest fold number), so fold sizes differ
+ * by at most the largest group. fold[n_images] receives each image's fold,
+ * 0..k-1. k must be >= 2 (LD_ERR_USAGE) and at most the number of groups
+ * (LD_ERR_INPUT). n_groups, fields_used and fields_size as in ld_split_images. */
+ld_status ld_split_kfold(int *fold, const ld_labels *labels, const char *group_fields, int k,
+                         uint64_t seed, int *n_groups, char *fields_used, int fields_size,
+                         ld_error *err);
+
 typedef enum { LD_PROTOCOL_IMAGE = 0, LD_PROTOCOL_PAPER } ld_protocol;
 
 typedef struct {
