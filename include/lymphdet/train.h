@@ -14,13 +14,26 @@
 #include "lymphdet/error.h"
 #include "lymphdet/model.h"
 #include "lymphdet/patches.h"
+#include "lymphdet/rng.h"
 
 typedef struct {
     int epochs;              /* 20 */
     int batch;               /* 5 */
     ld_adam_config adam;     /* Keras defaults, lr 1e-4 */
     uint64_t seed;           /* epoch shuffles and dropout masks */
+    const char *checkpoint;  /* NULL, or a file rewritten atomically after every epoch
+                                with everything needed to resume (checkpoint.h) */
 } ld_train_config;
+
+/* Where a run stands between two epochs: with the model's weights and Adam moments
+ * (held by the ld_model), this is all that training carries from one epoch to the
+ * next, so continuing from it gives bit for bit what an uninterrupted run gives. */
+typedef struct {
+    int epochs_done;         /* history[0..epochs_done) are filled */
+    ld_rng rng;              /* the shuffle and dropout stream after those epochs */
+    int *order;              /* [n_order] the training order, reshuffled in place each epoch */
+    int n_order;             /* the number of training patches */
+} ld_train_state;
 
 typedef struct {
     int epoch;               /* 1-based */
@@ -45,6 +58,14 @@ void ld_train_config_default(ld_train_config *cfg);
 ld_status ld_train(ld_model *m, const ld_patchset *train, const ld_patchset *val,
                    const ld_train_config *cfg, const ld_train_hooks *hooks,
                    ld_epoch_stats *history, ld_error *err);
+/* The same, continuing from `from` (NULL: from the start, as ld_train): m holds the
+ * weights and Adam state after from->epochs_done epochs and history[0..epochs_done)
+ * their figures (ld_checkpoint_load gives all three); epochs epochs_done+1 ..
+ * cfg->epochs are run. With cfg->checkpoint set, a failure to write it ends training
+ * with that error (a run that was asked to be resumable and is not should say so). */
+ld_status ld_train_resume(ld_model *m, const ld_patchset *train, const ld_patchset *val,
+                          const ld_train_config *cfg, const ld_train_hooks *hooks,
+                          ld_epoch_stats *history, const ld_train_state *from, ld_error *err);
 
 /* Inference over a whole patch set: probs[ps->n] and, if non-NULL, the mean BCE
  * loss against the patch labels (from the logits, as in training). */
