@@ -1,10 +1,13 @@
 /* patches.c — the paper's positive crops and negative windows (see patches.h).
  *
- * Every image of the set is decoded once, converted to grey, and cut; the set
- * grows geometrically. Draw order is fixed (images in subset order, boxes in
+ * Every image of the set is decoded once, converted to grey, cut and freed (the
+ * negatives' places are drawn from the labels first), so memory holds the patches
+ * and one frame. Draw order is fixed (images in subset order, boxes in
  * file order, then negatives from one seeded generator), so the same seed gives
  * the same patches byte for byte. */
+#include <assert.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "alloc.h"
 #include "lymphdet/image.h"
@@ -64,20 +67,26 @@ static ld_status reserve(ld_patchset *ps, int need, ld_error *err)
     return LD_OK;
 }
 
-/* appends one patch (pixels copied from a size x size grey image) */
+/* stores one patch (pixels copied from a size x size grey image) in slot i < cap */
+static void put(ld_patchset *ps, int i, const ld_image *patch, int label, int image, int box,
+                ld_aug aug, int x, int y)
+{
+    size_t pix = (size_t)ps->size * ps->size;
+    memcpy(ps->px + (size_t)i * pix, patch->px, pix);
+    ps->label[i] = (uint8_t)label;
+    ps->image[i] = image;
+    ps->box[i] = box;
+    ps->aug[i] = (uint8_t)aug;
+    ps->x[i] = x;
+    ps->y[i] = y;
+}
+
+/* appends one patch */
 static ld_status push(ld_patchset *ps, const ld_image *patch, int label, int image, int box,
                       ld_aug aug, int x, int y, ld_error *err)
 {
     if (reserve(ps, ps->n + 1, err)) return err->status;
-    size_t pix = (size_t)ps->size * ps->size;
-    memcpy(ps->px + (size_t)ps->n * pix, patch->px, pix);
-    ps->label[ps->n] = (uint8_t)label;
-    ps->image[ps->n] = image;
-    ps->box[ps->n] = box;
-    ps->aug[ps->n] = (uint8_t)aug;
-    ps->x[ps->n] = x;
-    ps->y[ps->n] = y;
-    ps->n++;
+    put(ps, ps->n++, patch, label, image, box, aug, x, y);
     return LD_OK;
 }
 
@@ -152,6 +161,45 @@ static ld_status load_grey(ld_image *grey, const char *images_dir, const ld_labe
     return st;
 }
 
+/* the number of positives add_positives will cut from li (boxes clipped to nothing
+ * give none), known from the labels alone */
+static long count_positives(const ld_label_image *li, const ld_patch_config *cfg)
+{
+    long n = 0;
+    for (int b = 0; b < li->n_boxes; b++) {
+        int r[4];
+        crop_rect(&li->boxes[b], cfg->margin, li->width, li->height, r);
+        if (r[2] >= 1 && r[3] >= 1) n += cfg->augment ? 4 : 1;
+    }
+    return n;
+}
+
+/* Draws the negative windows from the labels alone (an image's size is its labels'
+ * size: load_grey checks it): want windows as (image k of the subset, x, y) in
+ * draw order. Returns how many were found before max_tries ran out. */
+static long draw_negatives(int *neg_k, int *neg_x, int *neg_y, long want, const int *at,
+                           int n_fit, const ld_labels *labels, const int *subset,
+                           const ld_patch_config *cfg, long *tries)
+{
+    long max_tries = want * NEG_TRIES_PER_PATCH, found = 0;
+    ld_rng rng;
+    ld_rng_seed(&rng, cfg->seed);
+    *tries = 0;
+    while (found < want && n_fit > 0 && *tries < max_tries) {
+        (*tries)++;
+        int k = at[ld_rng_below(&rng, (uint64_t)n_fit)];
+        const ld_label_image *li = &labels->images[subset ? subset[k] : k];
+        int x = (int)ld_rng_below(&rng, (uint64_t)(li->width - cfg->size + 1));
+        int y = (int)ld_rng_below(&rng, (uint64_t)(li->height - cfg->size + 1));
+        if (!window_is_clear(li, x, y, cfg->size)) continue;
+        neg_k[found] = k;
+        neg_x[found] = x;
+        neg_y[found] = y;
+        found++;
+    }
+    return found;
+}
+
 ld_status ld_patches_build(ld_patchset *out, const ld_labels *labels, const char *images_dir,
                            const int *subset, int n_subset, const ld_patch_config *cfg,
                            ld_error *err)
@@ -161,47 +209,59 @@ ld_status ld_patches_build(ld_patchset *out, const ld_labels *labels, const char
     if (cfg->size < 1 || cfg->margin < 0)
         return ld_fail(err, LD_ERR_USAGE, "patch size must be positive and margin non-negative");
     int n_img = subset ? n_subset : labels->n_images;
-    int *at = ld_alloc((size_t)n_img, sizeof *at, "image indices", err);
-    ld_image *greys = ld_zalloc((size_t)n_img, sizeof *greys, "decoded images", err);
-    ld_status st = (at && greys) ? LD_OK : LD_ERR_NOMEM;
-    int n_fit = 0;   /* images at least size x size: the only ones negatives come from */
 
+    /* Everything but the pixels is known from the labels: the positives' count,
+     * hence the negatives wanted, and where the negatives are. So images are decoded
+     * one at a time, cut, and freed: memory holds the patches and one frame. */
+    long n_pos = 0;
+    int n_fit = 0;   /* images at least size x size: the only ones negatives come from */
+    int *at = ld_alloc((size_t)n_img, sizeof *at, "image indices", err);
+    if (!at) return LD_ERR_NOMEM;
+    for (int k = 0; k < n_img; k++) {
+        const ld_label_image *li = &labels->images[subset ? subset[k] : k];
+        n_pos += count_positives(li, cfg);
+        if (li->width >= cfg->size && li->height >= cfg->size) at[n_fit++] = k;
+    }
+    long want = cfg->n_negatives >= 0 ? cfg->n_negatives : lround(n_pos * cfg->neg_ratio);
+    int *neg = ld_alloc((size_t)want * 3 + 1, sizeof *neg, "negative windows", err);
+    ld_status st = neg ? LD_OK : LD_ERR_NOMEM;
+    long tries = 0, found = 0;
+    if (!st) {
+        found = draw_negatives(neg, neg + want, neg + 2 * want, want, at, n_fit, labels, subset,
+                               cfg, &tries);
+        if (n_pos + found > INT32_MAX)
+            st = ld_fail(err, LD_ERR_NOMEM, "%ld patches are too many", n_pos + found);
+    }
+    if (!st) st = reserve(out, (int)(n_pos + found), err);
+
+    /* positives in image order first, then the negatives in draw order: slot
+     * n_pos + j holds negative j, filled when its image is decoded */
     for (int k = 0; !st && k < n_img; k++) {
         int i = subset ? subset[k] : k;
         const ld_label_image *li = &labels->images[i];
-        st = load_grey(&greys[k], images_dir, li, cfg->max_pixels, err);
-        if (!st) st = add_positives(out, &greys[k], li, i, cfg, err);
-        if (!st && greys[k].w >= cfg->size && greys[k].h >= cfg->size) at[n_fit++] = k;
-    }
-
-    if (!st) {
-        long want = cfg->n_negatives >= 0 ? cfg->n_negatives : lround(out->n * cfg->neg_ratio);
-        long tries = 0, max_tries = want * NEG_TRIES_PER_PATCH, found = 0;
-        ld_rng rng;
-        ld_rng_seed(&rng, cfg->seed);
-        while (!st && found < want && n_fit > 0 && tries < max_tries) {
-            tries++;
-            int k = at[ld_rng_below(&rng, (uint64_t)n_fit)];
-            int i = subset ? subset[k] : k;
-            const ld_image *g = &greys[k];
-            int x = (int)ld_rng_below(&rng, (uint64_t)(g->w - cfg->size + 1));
-            int y = (int)ld_rng_below(&rng, (uint64_t)(g->h - cfg->size + 1));
-            if (!window_is_clear(&labels->images[i], x, y, cfg->size)) continue;
+        ld_image grey = {0};
+        st = load_grey(&grey, images_dir, li, cfg->max_pixels, err);
+        if (!st) st = add_positives(out, &grey, li, i, cfg, err);
+        for (long j = 0; !st && j < found; j++) {
+            if (neg[j] != k) continue;
+            int x = neg[want + j], y = neg[2 * want + j];
             ld_image win = {0};
-            st = ld_image_crop(&win, g, x, y, cfg->size, cfg->size, err);
-            if (!st) st = push(out, &win, 0, i, -1, LD_AUG_NONE, x, y, err);
+            st = ld_image_crop(&win, &grey, x, y, cfg->size, cfg->size, err);
+            if (!st) put(out, (int)(n_pos + j), &win, 0, i, -1, LD_AUG_NONE, x, y);
             ld_image_free(&win);
-            found++;
         }
-        if (!st && found < want)
-            st = ld_fail(err, LD_ERR_INPUT,
-                         "found only %ld of %ld negative windows (%dx%d, clear of every box) "
-                         "in %ld tries: too few or too small images, or boxes cover them",
-                         found, want, cfg->size, cfg->size, tries);
+        ld_image_free(&grey);
     }
-
-    for (int k = 0; greys && k < n_img; k++) ld_image_free(&greys[k]);
-    ld_free(greys);
+    if (!st) {
+        assert(out->n == n_pos);
+        out->n = (int)(n_pos + found);
+    }
+    if (!st && found < want)
+        st = ld_fail(err, LD_ERR_INPUT,
+                     "found only %ld of %ld negative windows (%dx%d, clear of every box) "
+                     "in %ld tries: too few or too small images, or boxes cover them",
+                     found, want, cfg->size, cfg->size, tries);
+    ld_free(neg);
     ld_free(at);
     if (st) ld_patchset_free(out);
     return st;
