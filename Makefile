@@ -2,12 +2,12 @@
 #
 #   sh tools/deps.sh   install the Debian packages the build needs (as root)
 #   make demo       train -> detect -> evaluate on the bundled data/busi-demo, into out/demo
-#   make check      the test suite, then the same suite under ASan + UBSan
+#   make check      the test suite, the same suite under ASan + UBSan, the fuzz corpora replayed
 #   make            liblymphdet.a, liblymphdet.so and the lymphdet binary in build/
 #   make test       build and run the test suite (ends with "N passed, N failed")
 #   make sanitize   the same suite built with AddressSanitizer + UBSan, in build-san/
 #   make install    PREFIX=/usr/local: library, headers, binary and lymphdet.pc
-#   make golden     regenerate tests/golden/*.bin with PyTorch (/usr/bin/python3)
+#   make golden     regenerate tests/golden/ with PyTorch and numpy (/usr/bin/python3)
 #
 # WERROR=1 turns warnings into errors (CI sets it).
 
@@ -73,6 +73,7 @@ demo: $(BUILD)/lymphdet
 check:
 	$(MAKE) test
 	$(MAKE) sanitize
+	$(MAKE) fuzz-replay
 
 test: $(BUILD)/run_tests $(BUILD)/lymphdet
 	LYMPHDET=$(BUILD)/lymphdet $(BUILD)/run_tests
@@ -88,6 +89,8 @@ $(BUILD)/bench: bench/bench.c $(HEADERS) $(BUILD)/liblymphdet.a
 
 golden:
 	/usr/bin/python3 tools/gen_golden.py tests/golden
+	/usr/bin/python3 tools/gen_golden_det.py tests/golden
+	/usr/bin/python3 tools/coco_reference.py tests/golden/coco_cases.json
 
 install: all $(BUILD)/liblymphdet.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/lymphdet

@@ -59,6 +59,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
+int cmd_crossval(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_patches(int argc, char **argv);
 int cmd_info(int argc, char **argv);

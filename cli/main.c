@@ -3,8 +3,6 @@
 #include <string.h>
 #include "cli.h"
 
-int cmd_crossval(int argc, char **argv);   /* not yet declared in cli.h */
-
 /* in pipeline order; the NULL row ends the table */
 static const cli_command commands[] = {
     {"inspect",  "summarise labels and images; list every problem before training", cmd_inspect},
