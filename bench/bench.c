@@ -553,7 +553,7 @@ static void bench_cli(const options *o, ld_model *m)
         if (t == 1) report(o, "detect_folder_mem", best_peak, 0, "MB", 0, "peak memory (MB, in the ms column) of the run above");
     }
     if (!wanted(o, "train_busi_mem")) return;
-    char *argv[] = {(char *)o->lymphdet, "train", "--images", images, "--labels", labels,
+    char *argv[] = {(char *)o->lymphdet, "train", "--preset", "paper", "--images", images, "--labels", labels,
                     "--out", out, "--epochs", "1", "--quiet", NULL};
     double peak = 0, ms = run_child(argv, &peak);
     char what[160];

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include "cli.h"
 #include "dataset_opts.h"
+#include "detect_opts.h"
 #include "evaluate_run.h"
 #include "lymphdet/detect.h"
 #include "lymphdet/metrics.h"
@@ -122,10 +123,10 @@ static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *f
 
 typedef struct {
     dataset_opts d;
-    const char *out, *merge, *scales;
+    const char *out;
     int folds, epochs, batch, quiet, threads, bootstrap;
     double lr, dropout;
-    ld_detect_config det;
+    detect_opts det;
 } options;
 
 typedef struct {
@@ -272,7 +273,7 @@ static int run_fold(const options *o, const ld_labels *labels, crossval_state *c
 
     ld_patch_metrics pm;
     if ((rc = eval_classify(cmd, &pm, &m, &va))) goto done;
-    if ((rc = eval_detect(cmd, dets, &m, &o->det, labels, o->d.images, eval_mask, o->threads,
+    if ((rc = eval_detect(cmd, dets, &m, &o->det.cfg, labels, o->d.images, eval_mask, o->threads,
                           o->quiet)))
         goto done;
 
@@ -281,9 +282,7 @@ static int run_fold(const options *o, const ld_labels *labels, crossval_state *c
              cv->k, nv, cv->group_fields[0] ? cv->group_fields : "image", o->d.seed);
     snprintf(cls_desc, sizeof cls_desc, "the %d patches cut from the fold's images", va.n);
     snprintf(base_src, sizeof base_src, "the other folds");
-    snprintf(detector, sizeof detector, "window p > %g, merge %s (NMS IoU %g, cluster IoU %g), "
-             "stride %d, scales %s", o->det.threshold, ld_merge_name(o->det.merge),
-             o->det.nms_iou, o->det.cluster_iou, o->det.stride, o->scales);
+    detect_opts_describe(detector, sizeof detector, &o->det.cfg);
     snprintf(fold_s, sizeof fold_s, "%d of %d", f + 1, cv->k);
     const char *keys[] = {"model", "labels", "images", "split", "detector"};
     const char *values[] = {model_path, o->d.labels, o->d.images, split, detector};
@@ -419,9 +418,7 @@ int cmd_crossval(int argc, char **argv)
     options o;
     memset(&o, 0, sizeof o);
     dataset_opts_default(&o.d);
-    ld_detect_config_default(&o.det);
-    o.merge = ld_merge_name(o.det.merge);
-    o.scales = "1";
+    detect_opts_default(&o.det);
     o.folds = 5;
     o.epochs = 20;
     o.batch = 5;
@@ -430,7 +427,7 @@ int cmd_crossval(int argc, char **argv)
     o.threads = 1;
     o.bootstrap = 1000;
     /* the dataset options of `train`, less those of a single split */
-    cli_opt shared[DATASET_OPT_COUNT], opts[DATASET_OPT_COUNT + 16];
+    cli_opt shared[DATASET_OPT_COUNT], opts[DATASET_OPT_COUNT + DETECT_OPT_COUNT + 10];
     dataset_opts_table(shared, &o.d);
     int n_opts = 0;
     for (int i = 0; i < DATASET_OPT_COUNT; i++)
@@ -444,20 +441,18 @@ int cmd_crossval(int argc, char **argv)
         {"batch", OPT_INT, &o.batch, "N", "mini-batch size", 0},
         {"lr", OPT_DOUBLE, &o.lr, "X", "Adam learning rate", 0},
         {"dropout", OPT_DOUBLE, &o.dropout, "X", "dropout rate after each block", 0},
-        {"threshold", OPT_DOUBLE, &o.det.threshold, "P", "a window is positive when p > P", 0},
-        {"merge", OPT_STRING, &o.merge, "MODE", "none|nms|cluster", 0},
-        {"nms-iou", OPT_DOUBLE, &o.det.nms_iou, "X", "NMS suppresses boxes with IoU > X", 0},
-        {"cluster-iou", OPT_DOUBLE, &o.det.cluster_iou, "X",
-         "cluster joins windows with IoU > X (0: any overlap)", 0},
-        {"scales", OPT_STRING, &o.scales, "LIST", "resize factors, e.g. 2,1.41,1,0.71,0.5", 0},
-        {"stride", OPT_INT, &o.det.stride, "N", "window step in pixels (divides 8, or a multiple)", 0},
+    };
+    cli_opt tail[] = {
         {"bootstrap", OPT_INT, &o.bootstrap, "N", "bootstrap resamples per fold (0: none)", 0},
         {"threads", OPT_INT, &o.threads, "N", "images detected in parallel", 0},
         {"quiet", OPT_FLAG, &o.quiet, NULL, "no progress bar", 0},
     };
-    int n_own = (int)(sizeof own / sizeof own[0]);
     memcpy(opts + n_opts, own, sizeof own);
-    n_opts += n_own;
+    n_opts += (int)(sizeof own / sizeof own[0]);
+    detect_opts_table(opts + n_opts, &o.det);
+    n_opts += DETECT_OPT_COUNT;
+    memcpy(opts + n_opts, tail, sizeof tail);
+    n_opts += (int)(sizeof tail / sizeof tail[0]);
     int rc = cli_parse(cmd, "--images DIR --labels FILE --folds K --out DIR [options]",
                        "Grouped k-fold cross-validation: deals the images into K folds keeping\n"
                        "groups whole, then for each fold trains the paper's network on the\n"
@@ -476,15 +471,12 @@ int cmd_crossval(int argc, char **argv)
     if (o.bootstrap < 0 || o.bootstrap > 1000000)
         return cli_usage_error(cmd, "--bootstrap must be in 0..1000000");
     if (o.threads < 1 || o.threads > 256) return cli_usage_error(cmd, "--threads must be 1..256");
-    int mode = ld_merge_parse(o.merge);
-    if (mode < 0) return cli_usage_error(cmd, "--merge must be none, nms or cluster, not '%s'", o.merge);
-    o.det.merge = (ld_merge_mode)mode;
+    if ((rc = detect_opts_finish(cmd, &o.det)) >= 0) return rc;
     ld_error err = {0};
-    if (ld_detect_parse_scales(&o.det, o.scales, &err)) return cli_usage_error(cmd, "--%s", err.msg);
     ld_arch arch;
     ld_arch_paper(&arch);
     arch.input_size = o.d.patch;
-    if (ld_arch_validate(&arch, &err) || ld_detect_config_check(&o.det, &arch, &err))
+    if (ld_arch_validate(&arch, &err) || ld_detect_config_check(&o.det.cfg, &arch, &err))
         return cli_usage_error(cmd, "%s", err.msg);
 
     ld_label_options lo;

@@ -26,9 +26,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
+#include "detect_opts.h"
 #include "lymphdet/detect.h"
 #include "lymphdet/detections.h"
-#include "lymphdet/dettrain.h"
 #include "lymphdet/draw.h"
 #include "lymphdet/image.h"
 #include "lymphdet/labels.h"
@@ -299,35 +299,6 @@ static int run_job(job *jb, int threads)
     return -1;
 }
 
-/* 1 when --NAME (or --NAME=...) is on the command line */
-static int given(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], "--", 2) == 0 && strncmp(argv[i] + 2, name, n) == 0 &&
-            (argv[i][2 + n] == '\0' || argv[i][2 + n] == '='))
-            return 1;
-    return 0;
-}
-
-/* Settings the model file records (the detection preset's tuned pyramid, threshold,
- * NMS IoU, stride) replace the defaults of the options not given. */
-static int model_settings(ld_detect_config *cfg, const ld_model *m, int argc, char **argv)
-{
-    ld_detect_config mc;
-    ld_error err = {0};
-    if (ld_detect_config_from_model(&mc, m, &err)) return cli_fail(cmd, &err);
-    if (!given(argc, argv, "threshold")) cfg->threshold = mc.threshold;
-    if (!given(argc, argv, "nms-iou")) cfg->nms_iou = mc.nms_iou;
-    if (!given(argc, argv, "merge")) cfg->merge = mc.merge;
-    if (!given(argc, argv, "stride")) cfg->stride = mc.stride;
-    if (!given(argc, argv, "scales")) {
-        cfg->n_scales = mc.n_scales;
-        memcpy(cfg->scales, mc.scales, sizeof cfg->scales);
-    }
-    return 0;
-}
-
 static int parse_label_format(const char *name, ld_label_format *f)
 {
     static const char *const names[] = {"auto", "coco", "voc", "yolo"};
@@ -341,12 +312,13 @@ static int parse_label_format(const char *name, ld_label_format *f)
 
 int cmd_detect(int argc, char **argv)
 {
-    ld_detect_config cfg;
-    ld_detect_config_default(&cfg);
-    const char *model_path = NULL, *labels_path = NULL, *out_path = NULL, *merge = "nms";
-    const char *scales = "1", *overlay = NULL, *heatmap = NULL, *label_format = "auto";
+    detect_opts det;
+    detect_opts_default(&det);
+    ld_detect_config *cfg = &det.cfg;
+    const char *model_path = NULL, *labels_path = NULL, *out_path = NULL;
+    const char *overlay = NULL, *heatmap = NULL, *label_format = "auto";
     int threads = 1, quiet = 0, voc_one_based = 0;
-    cli_opt opts[] = {
+    cli_opt head[] = {
         {"model", OPT_STRING, &model_path, "MODEL", "model file (safetensors)", 1},
         {"labels", OPT_STRING, &labels_path, "FILE",
          "labels (COCO file, VOC or YOLO folder): image ids and red boxes in overlays", 0},
@@ -354,18 +326,18 @@ int cmd_detect(int argc, char **argv)
         {"voc-one-based", OPT_FLAG, &voc_one_based, NULL,
          "VOC boxes are 1-based inclusive (the official convention)", 0},
         {"out", OPT_STRING, &out_path, "RESULTS.json", "COCO results file to write", 1},
-        {"threshold", OPT_DOUBLE, &cfg.threshold, "P", "a window is positive when p > P", 0},
-        {"merge", OPT_STRING, &merge, "MODE", "none|nms|cluster", 0},
-        {"nms-iou", OPT_DOUBLE, &cfg.nms_iou, "X", "NMS suppresses boxes with IoU > X", 0},
-        {"cluster-iou", OPT_DOUBLE, &cfg.cluster_iou, "X",
-         "cluster joins windows with IoU > X (0: any overlap)", 0},
-        {"scales", OPT_STRING, &scales, "LIST", "resize factors, e.g. 2,1.41,1,0.71,0.5,0.35", 0},
-        {"stride", OPT_INT, &cfg.stride, "N", "window step in pixels (divides 8, or a multiple)", 0},
+    };
+    cli_opt tail[] = {
         {"overlay", OPT_STRING, &overlay, "DIR", "write NAME.png overlays (labels red, boxes blue)", 0},
         {"heatmap", OPT_STRING, &heatmap, "DIR", "write NAME.png score maps over the frames", 0},
         {"threads", OPT_INT, &threads, "N", "images processed in parallel", 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress bar", 0},
     };
+    enum { N_HEAD = sizeof head / sizeof head[0], N_TAIL = sizeof tail / sizeof tail[0] };
+    cli_opt opts[N_HEAD + DETECT_OPT_COUNT + N_TAIL];
+    memcpy(opts, head, sizeof head);
+    detect_opts_table(opts + N_HEAD, &det);
+    memcpy(opts + N_HEAD + DETECT_OPT_COUNT, tail, sizeof tail);
     char **pos = malloc((size_t)argc * sizeof *pos);
     if (!pos) {
         fprintf(stderr, "lymphdet %s: out of memory\n", cmd);
@@ -386,13 +358,7 @@ int cmd_detect(int argc, char **argv)
     ld_label_options lo;
     ld_label_options_default(&lo);
     if (rc < 0 && labels_path && parse_label_format(label_format, &lo.format)) rc = 2;
-    if (rc < 0) {
-        int mode = ld_merge_parse(merge);
-        if (mode < 0) rc = cli_usage_error(cmd, "--merge must be none, nms or cluster, not '%s'", merge);
-        else cfg.merge = (ld_merge_mode)mode;
-    }
-    if (rc < 0 && ld_detect_parse_scales(&cfg, scales, &err))
-        rc = cli_usage_error(cmd, "--%s", err.msg);
+    if (rc < 0) rc = detect_opts_finish(cmd, &det);
     if (rc < 0 && (threads < 1 || threads > MAX_THREADS))
         rc = cli_usage_error(cmd, "--threads must be 1..%d", MAX_THREADS);
     if (rc >= 0) {
@@ -440,8 +406,8 @@ int cmd_detect(int argc, char **argv)
         if (ld_model_load(&m, model_path, 1, &err)) rc = cli_fail(cmd, &err);
         else have_model = 1;
     }
-    if (!rc) rc = model_settings(&cfg, &m, argc, argv);
-    if (!rc && ld_detect_config_check(&cfg, &m.arch, &err)) rc = cli_fail(cmd, &err);
+    if (!rc) rc = detect_opts_from_model(cmd, &det, &m, argc, argv);
+    if (!rc && ld_detect_config_check(cfg, &m.arch, &err)) rc = cli_fail(cmd, &err);
 
     ld_dets *dets = NULL;
     ld_error *errs = NULL;
@@ -460,7 +426,7 @@ int cmd_detect(int argc, char **argv)
     if (!rc) {
         cli_progress bar;
         cli_progress_start(&bar, cmd, items.n, quiet || items.n < 2);
-        job jb = {.model = &m, .cfg = &cfg, .items = &items,
+        job jb = {.model = &m, .cfg = cfg, .items = &items,
                   .labels = have_labels ? &labels : NULL, .overlay = overlay,
                   .heatmap = heatmap, .dets = dets, .errs = errs, .bar = &bar};
         atomic_init(&jb.next, 0);

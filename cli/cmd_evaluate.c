@@ -16,6 +16,9 @@
  *                  file as --labels; everything in it is evaluated.
  *     When the re-created validation set's size differs from the one recorded at
  *     training, a warning says the data differ from what the model was trained on.
+ *     A detection-preset model runs with the detector settings its training tuned
+ *     (unless options say otherwise) and gets no patch classification: it judges
+ *     boxes in whole frames, not the paper's patches.
  *   evaluate --results RESULTS.json --labels FILE --out DIR [--images DIR]
  *     evaluates any detector's COCO results; no patches, and the baseline box
  *     comes from all the given labels (no training split is known).
@@ -29,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
+#include "detect_opts.h"
 #include "evaluate_run.h"
 #include "lymphdet/detect.h"
 #include "lymphdet/detections.h"
@@ -143,6 +147,9 @@ static ld_status side_patches(ld_patchset *ps, const ld_labels *labels, const ch
 static int make_plan(plan *p, const ld_labels *labels, const char *images, const ld_model *m,
                      const train_record *rec, const char *protocol, int split_all)
 {
+    /* the detection preset judges anchor boxes in whole frames, not the paper's
+     * squeezed patches: it gets no patch classification */
+    int want_patches = !m->arch.box_head;
     ld_error err = {0};
     int n = labels->n_images;
     memset(p, 0, sizeof *p);
@@ -207,13 +214,13 @@ static int make_plan(plan *p, const ld_labels *labels, const char *images, const
                      "re-created from the model's metadata (%s)", n_val, n, how);
         }
         if (split_all) {
-            st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
+            if (want_patches) st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
             snprintf(p->cls_desc, sizeof p->cls_desc, "every patch of the %d images (margin "
                      "%d, negatives seeded with %llu)", n, pc.margin,
                      (unsigned long long)pc.seed);
         } else {
             pc.seed = rec->seed + 1;   /* the validation side's stream, as in training */
-            st = side_patches(&p->patches, labels, images, p->eval_mask, 1, &pc, &err);
+            if (want_patches) st = side_patches(&p->patches, labels, images, p->eval_mask, 1, &pc, &err);
             snprintf(p->cls_desc, sizeof p->cls_desc, "the validation patches, cut from the "
                      "validation images as in training");
         }
@@ -228,11 +235,11 @@ static int make_plan(plan *p, const ld_labels *labels, const char *images, const
                  "detection here is measured on training images", n);
         snprintf(p->base_src, sizeof p->base_src, "all the images (every one was in training)");
         if (split_all) {
-            st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
+            if (want_patches) st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
             snprintf(p->cls_desc, sizeof p->cls_desc, "every patch of the %d images", n);
         } else {
-            st = ld_dataset_build(&p->ds, labels, images, &sc, &pc, &err);
-            p->use_ds = !st;
+            if (want_patches) st = ld_dataset_build(&p->ds, labels, images, &sc, &pc, &err);
+            p->use_ds = want_patches && !st;
             snprintf(p->cls_desc, sizeof p->cls_desc, "the paper protocol's validation "
                      "patches (Keras validation_split %g of the shuffled patches, seed %llu): "
                      "flipped copies of training nodes are among them, the leak behind the "
@@ -254,10 +261,11 @@ static int make_plan(plan *p, const ld_labels *labels, const char *images, const
         }
         snprintf(p->base_src, sizeof p->base_src, "the evaluated images themselves (the "
                  "training labels are not known)");
-        st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
+        if (want_patches) st = side_patches(&p->patches, labels, images, NULL, 1, &pc, &err);
         snprintf(p->cls_desc, sizeof p->cls_desc, "every patch of the %d images", n);
     }
     if (st) return cli_fail(cmd, &err);
+    if (!want_patches) return 0;
     const ld_patchset *ps = plan_patches(p);
     if (!split_all && rec->patches_val >= 0 && rec->patches_val != ps->n)
         fprintf(stderr, "lymphdet %s: warning: the re-created validation set has %d patches but "
@@ -272,8 +280,10 @@ static int make_plan(plan *p, const ld_labels *labels, const char *images, const
 /* ---- the two modes ---------------------------------------------------------------- */
 
 typedef struct {
-    const char *model, *results, *images, *labels, *out, *protocol, *split, *merge, *scales;
-    ld_detect_config det;
+    const char *model, *results, *images, *labels, *out, *protocol, *split;
+    detect_opts det;        /* the detector; a model's tuned settings fill what is not given */
+    int argc;
+    char **argv;
     int threads, quiet, bootstrap, seed;
     double score_threshold;
 } options;
@@ -312,13 +322,14 @@ static int run_results(const options *o, const ld_labels *labels)
     return rc;
 }
 
-static int run_model(const options *o, const ld_labels *labels)
+static int run_model(options *o, const ld_labels *labels)
 {
     ld_error err = {0};
     ld_model m;
     if (ld_model_load(&m, o->model, 64, &err)) return cli_fail(cmd, &err);
-    int rc = 0;
-    if (ld_detect_config_check(&o->det, &m.arch, &err)) {
+    int rc = detect_opts_from_model(cmd, &o->det, &m, o->argc, o->argv);
+    if (!rc && ld_detect_config_check(&o->det.cfg, &m.arch, &err)) rc = cli_fail(cmd, &err);
+    if (rc) {
         rc = cli_fail(cmd, &err);
         ld_model_free(&m);
         return rc;
@@ -342,9 +353,9 @@ static int run_model(const options *o, const ld_labels *labels)
         return 1;
     }
     rc = make_plan(&p, labels, o->images, &m, &rec, protocol, strcmp(o->split, "all") == 0);
-    if (!rc) rc = eval_classify(cmd, &pm, &m, plan_patches(&p));
+    if (!rc && !m.arch.box_head) rc = eval_classify(cmd, &pm, &m, plan_patches(&p));
     if (!rc)
-        rc = eval_detect(cmd, dets, &m, &o->det, labels, o->images, p.eval_mask, o->threads,
+        rc = eval_detect(cmd, dets, &m, &o->det.cfg, labels, o->images, p.eval_mask, o->threads,
                          o->quiet);
     if (!rc) {
         eval_job job;
@@ -360,11 +371,9 @@ static int run_model(const options *o, const ld_labels *labels)
         job.train_mask = p.train_mask;
         job.baseline_source = p.base_src;
         job.images_dir = o->images;
-        job.cls = &pm;
+        job.cls = m.arch.box_head ? NULL : &pm;
         job.cls_desc = p.cls_desc;
-        snprintf(detector, sizeof detector, "window p > %g, merge %s (NMS IoU %g, cluster IoU %g), "
-                 "stride %d, scales %s", o->det.threshold, ld_merge_name(o->det.merge),
-                 o->det.nms_iou, o->det.cluster_iou, o->det.stride, o->scales);
+        detect_opts_describe(detector, sizeof detector, &o->det.cfg);
         const char *preset = m.arch.preset;
         const char *keys[] = {"model", "preset", "labels", "images", "split", "detector"};
         const char *values[] = {o->model, preset, o->labels, o->images, p.split_desc, detector};
@@ -383,17 +392,17 @@ static int run_model(const options *o, const ld_labels *labels)
 int cmd_evaluate(int argc, char **argv)
 {
     options o = {0};
-    ld_detect_config_default(&o.det);
+    detect_opts_default(&o.det);
+    o.argc = argc;
+    o.argv = argv;
     o.protocol = "model";
     o.split = "val";
-    o.merge = ld_merge_name(o.det.merge);
-    o.scales = "1";
     o.threads = 1;
     o.bootstrap = 1000;
     o.seed = 1;
     const char *label_format = "auto";
     int voc_one_based = 0;
-    cli_opt opts[] = {
+    cli_opt head[] = {
         {"model", OPT_STRING, &o.model, "MODEL", "model to evaluate (detects and classifies)", 0},
         {"results", OPT_STRING, &o.results, "RESULTS.json",
          "COCO results of any detector to evaluate instead of a model", 0},
@@ -408,13 +417,8 @@ int cmd_evaluate(int argc, char **argv)
          "split to re-create: model (as recorded in the model file), image or paper", 0},
         {"split", OPT_STRING, &o.split, "S",
          "val: only the model's validation images and patches; all: everything", 0},
-        {"threshold", OPT_DOUBLE, &o.det.threshold, "P", "a window is positive when p > P", 0},
-        {"merge", OPT_STRING, &o.merge, "MODE", "none|nms|cluster", 0},
-        {"nms-iou", OPT_DOUBLE, &o.det.nms_iou, "X", "NMS suppresses boxes with IoU > X", 0},
-        {"cluster-iou", OPT_DOUBLE, &o.det.cluster_iou, "X",
-         "cluster joins windows with IoU > X (0: any overlap)", 0},
-        {"scales", OPT_STRING, &o.scales, "LIST", "resize factors, e.g. 2,1.41,1,0.71,0.5", 0},
-        {"stride", OPT_INT, &o.det.stride, "N", "window step in pixels (divides 8, or a multiple)", 0},
+    };
+    cli_opt tail[] = {
         {"score-threshold", OPT_DOUBLE, &o.score_threshold, "S",
          "operating point for precision/recall/F1: detections with score >= S", 0},
         {"bootstrap", OPT_INT, &o.bootstrap, "N", "bootstrap resamples for the 95 % intervals (0: none)", 0},
@@ -422,6 +426,11 @@ int cmd_evaluate(int argc, char **argv)
         {"threads", OPT_INT, &o.threads, "N", "images detected in parallel", 0},
         {"quiet", OPT_FLAG, &o.quiet, NULL, "no progress bar", 0},
     };
+    enum { N_HEAD = sizeof head / sizeof head[0], N_TAIL = sizeof tail / sizeof tail[0] };
+    cli_opt opts[N_HEAD + DETECT_OPT_COUNT + N_TAIL];
+    memcpy(opts, head, sizeof head);
+    detect_opts_table(opts + N_HEAD, &o.det);
+    memcpy(opts + N_HEAD + DETECT_OPT_COUNT, tail, sizeof tail);
     int rc = cli_parse(cmd, "(--model MODEL --images DIR | --results RESULTS.json) --labels FILE "
                        "--out DIR [options]",
                        "Measures a detector against labels, with every metric defined exactly:\n"
@@ -429,7 +438,8 @@ int cmd_evaluate(int argc, char **argv)
                        "with detections per image and top-1 IoU, patch accuracy, the paper's\n"
                        "\"DSC\" beside the true Dice, bootstrap 95 % intervals, and a fixed-box\n"
                        "baseline. With --model, only the validation images and patches of the\n"
-                       "split the model was trained with (re-created from its metadata).\n"
+                       "split the model was trained with (re-created from its metadata); the\n"
+                       "detection preset's tuned detector settings replace the defaults below.\n"
                        "Writes DIR/metrics.json, charts, overlays and DIR/report.html.",
                        opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
     if (rc >= 0) return rc;
@@ -446,11 +456,8 @@ int cmd_evaluate(int argc, char **argv)
     if (o.threads < 1 || o.threads > 256) return cli_usage_error(cmd, "--threads must be 1..256");
     if (!(o.score_threshold >= 0 && o.score_threshold <= 1))
         return cli_usage_error(cmd, "--score-threshold must be in [0, 1]");
-    int mode = ld_merge_parse(o.merge);
-    if (mode < 0) return cli_usage_error(cmd, "--merge must be none, nms or cluster, not '%s'", o.merge);
-    o.det.merge = (ld_merge_mode)mode;
+    if ((rc = detect_opts_finish(cmd, &o.det)) >= 0) return rc;
     ld_error err = {0};
-    if (ld_detect_parse_scales(&o.det, o.scales, &err)) return cli_usage_error(cmd, "--%s", err.msg);
 
     ld_label_options lo;
     ld_label_options_default(&lo);

@@ -188,7 +188,7 @@ int cmd_train(int argc, char **argv)
     dataset_opts_table(opts, &d);
     cli_opt own[] = {
         {"out", OPT_STRING, &out, "MODEL", "model file to write (safetensors)", 1},
-        {"preset", OPT_STRING, &preset, "P", "paper (Table 1) or detect (see train --preset detect --help)", 0},
+        {"preset", OPT_STRING, &preset, "P", "paper (Table 1, this page) or detect (the default; see train --help)", 0},
         {"epochs", OPT_INT, &epochs, "N", "training epochs", 0},
         {"batch", OPT_INT, &batch, "N", "mini-batch size", 0},
         {"lr", OPT_DOUBLE, &lr, "X", "Adam learning rate", 0},
@@ -201,7 +201,7 @@ int cmd_train(int argc, char **argv)
          "checkpoints then go on to FILE unless --checkpoint says otherwise)", 0},
     };
     memcpy(opts + DATASET_OPT_COUNT, own, sizeof own);
-    int rc = cli_parse(cmd, "--images DIR --labels FILE --out MODEL [options]",
+    int rc = cli_parse(cmd, "--preset paper --images DIR --labels FILE --out MODEL [options]",
                        "Cuts the paper's patches (box crops with a margin, 3 flipped/rotated copies,\n"
                        "negative windows clear of every box), splits them for validation, trains the\n"
                        "paper's CNN and writes MODEL and MODEL.history.csv.",

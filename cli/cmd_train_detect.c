@@ -1,5 +1,5 @@
-/* cmd_train_detect.c — `lymphdet train --preset detect`: the detection preset,
- * trained densely on whole frames (include/lymphdet/dettrain.h).
+/* cmd_train_detect.c — `lymphdet train [--preset detect]`: the detection preset,
+ * the default, trained densely on whole frames (include/lymphdet/dettrain.h).
  *
  * Three disjoint sets of images, all split by group (near_dup_group, patient,
  * ddti_case where present) before anything is cut:
@@ -34,10 +34,10 @@ static const char *const cmd = "train";
 int train_wants_detect(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--preset=detect") == 0) return 1;
-        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) return strcmp(argv[i + 1], "detect") == 0;
+        if (strcmp(argv[i], "--preset=paper") == 0) return 0;
+        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) return strcmp(argv[i + 1], "paper") != 0;
     }
-    return 0;
+    return 1;   /* the detection preset is the default */
 }
 
 typedef struct {
@@ -248,7 +248,7 @@ int cmd_train_detect(int argc, char **argv)
         {"images", OPT_STRING, &o.images, "DIR", "folder of the images", 1},
         {"labels", OPT_STRING, &o.labels, "FILE", "COCO JSON file, VOC or YOLO folder", 1},
         {"out", OPT_STRING, &o.out, "MODEL", "model file to write (safetensors)", 1},
-        {"preset", OPT_STRING, &preset, "P", "detect (this page) or paper (see train --help)", 0},
+        {"preset", OPT_STRING, &preset, "P", "detect (this page) or paper (see train --preset paper --help)", 0},
         {"label-format", OPT_STRING, &o.label_format, "F", "auto|coco|voc|yolo", 0},
         {"voc-one-based", OPT_FLAG, &o.voc_one_based, NULL, "VOC boxes are 1-based inclusive", 0},
         {"group-by", OPT_STRING, &o.group_by, "FIELDS",
@@ -293,7 +293,7 @@ int cmd_train_detect(int argc, char **argv)
         {"quiet", OPT_FLAG, &o.quiet, NULL, "no progress bar, no tuning table", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
-    int rc = cli_parse(cmd, "--preset detect --images DIR --labels FILE --out MODEL [options]",
+    int rc = cli_parse(cmd, "--images DIR --labels FILE --out MODEL [--preset detect] [options]",
                        "Trains the detection preset: the network runs fully-convolutionally over\n"
                        "multi-scale crops of whole frames; every window is a sample, positive\n"
                        "when it matches a labelled box (IoU), negative when it matches none, and\n"
@@ -301,7 +301,7 @@ int cmd_train_detect(int argc, char **argv)
                        opts, n_opts, argc, argv, NULL, 0, NULL);
     if (rc >= 0) return rc;
     if (strcmp(preset, "detect") != 0)
-        return cli_usage_error(cmd, "--preset must be detect here, not '%s'", preset);
+        return cli_usage_error(cmd, "--preset must be detect or paper, not '%s'", preset);
     if (!(o.val_fraction >= 0 && o.val_fraction < 1) ||
         !(o.tune_fraction > 0 && o.tune_fraction < 1))
         return cli_usage_error(cmd, "--val-fraction must be in [0, 1) and --tune-fraction in (0, 1)");

@@ -7,7 +7,7 @@
 static const cli_command commands[] = {
     {"inspect",  "summarise labels and images; list every problem before training", cmd_inspect},
     {"patches",  "write the patch dataset as PNG files plus patches.csv", cmd_patches},
-    {"train",    "cut patches, split and train the network", cmd_train},
+    {"train",    "train the detector (default) or, --preset paper, the paper's patch CNN", cmd_train},
     {"detect",   "find nodes in whole frames; write COCO results (and overlays)", cmd_detect},
     {"evaluate", "measure a model or COCO results: metrics.json, charts, report.html", cmd_evaluate},
     {"crossval", "grouped k-fold cross-validation: train and evaluate every fold", cmd_crossval},

@@ -2,7 +2,8 @@
 #ifndef LYMPHDET_CLI_TRAIN_DETECT_H
 #define LYMPHDET_CLI_TRAIN_DETECT_H
 
-/* 1 when argv (a `train` command line) asks for --preset detect. */
+/* 1 unless argv (a `train` command line) asks for --preset paper: detect is the
+ * default preset. */
 int train_wants_detect(int argc, char **argv);
 /* The whole command for the detection preset: argv as `train` received it. */
 int cmd_train_detect(int argc, char **argv);

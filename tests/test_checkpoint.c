@@ -601,7 +601,7 @@ TEST_SUITE(checkpoint_kill_resume_cli)
     synth_config sc = {40, 140, 2, 8, 18, 11};
     CHECK(synth_write(dir, &sc) > 10);
     char base[1024], args[2048], ckpt[512], full[512], resumed[512], fh[600], rh[600];
-    snprintf(base, sizeof base, "train --images %s --labels %s/labels.json --patch 44 --margin 4 "
+    snprintf(base, sizeof base, "train --preset paper --images %s --labels %s/labels.json --patch 44 --margin 4 "
              "--epochs 12 --lr 0.003 --seed 9 --quiet", dir, dir);
     snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
     snprintf(full, sizeof full, "%s/full.safetensors", dir);

@@ -8,13 +8,18 @@
  *    `lymphdet train`: the validation split re-created from the model file gives
  *    exactly the confusion matrix `train` recorded;
  *  - crossval with 2 folds of 1 epoch: per-fold files, crossval.json's mean and
- *    standard deviation against the fold files, and `evaluate` re-creating a fold. */
+ *    standard deviation against the fold files, and `evaluate` re-creating a fold;
+ *  - the default preset (detect) trained for 2 epochs: the same seed gives the same
+ *    model file byte for byte, and `evaluate` and `detect` run it with the detector
+ *    settings its training tuned, without patch classification. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "lymphdet/detect.h"
+#include "lymphdet/dettrain.h"
 #include "lymphdet/image.h"
 #include "lymphdet/model.h"
 #include "synth.h"
@@ -219,7 +224,7 @@ static int synth_and_train(const char *dir, char *model, size_t size)
     if (synth_write(dir, &sc) < 8) return 1;
     snprintf(model, size, "%s/m.safetensors", dir);
     char args[2048], so[8192], se[4096];
-    snprintf(args, sizeof args, "train --images %s --labels %s/labels.json --out %s --epochs 1 "
+    snprintf(args, sizeof args, "train --preset paper --images %s --labels %s/labels.json --out %s --epochs 1 "
              "--quiet", dir, dir, model);
     return test_run_cli(args, so, sizeof so, se, sizeof se);
 }
@@ -292,7 +297,7 @@ TEST_SUITE(cli_evaluate_model)
     /* a model trained without validation images: --split val has nothing to evaluate */
     char whole[512];
     snprintf(whole, sizeof whole, "%s/whole.safetensors", dir);
-    snprintf(args, sizeof args, "train --images %s --labels %s/labels.json --out %s --epochs 1 "
+    snprintf(args, sizeof args, "train --preset paper --images %s --labels %s/labels.json --out %s --epochs 1 "
              "--val-fraction 0 --quiet", dir, dir, whole);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 0);
     snprintf(args, sizeof args, "evaluate --model %s --images %s --labels %s/labels.json --out "
@@ -372,4 +377,95 @@ TEST_SUITE(cli_crossval)
     snprintf(args, sizeof args, "crossval --images %s --labels %s/labels.json --folds 1 "
              "--out %s/cv1", dir, dir, dir);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 2);
+}
+
+/* 1 when the two files hold the same bytes */
+static int same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+TEST_SUITE(cli_train_detect)
+{
+    const char *dir = test_tmpdir("cli_train_detect");
+    synth_config sc = {24, 192, 2, 24, 40, 5};
+    CHECK(synth_write(dir, &sc) >= 12);
+    char m1[512], m2[512], out[512], args[4096], so[16384], se[4096];
+    snprintf(m1, sizeof m1, "%s/a.safetensors", dir);
+    snprintf(m2, sizeof m2, "%s/b.safetensors", dir);
+    for (int k = 0; k < 2; k++) {   /* no --preset: the detection preset is the default */
+        snprintf(args, sizeof args, "train --images %s --labels %s/labels.json --out %s --epochs 2 "
+                 "--eval-every 2 --bootstrap 20 --val-fraction 0.2 --quiet", dir, dir, k ? m2 : m1);
+        int rc = test_run_cli(args, so, sizeof so, se, sizeof se);
+        CHECK_MSG(rc == 0, "exit %d: %s", rc, se);
+    }
+    CHECK(strstr(so, "detector settings (tuned)") && strstr(so, "held-out images"));
+    CHECK_MSG(same_file(m1, m2), "two runs with seed 1 give the same model file");
+
+    ld_model m;
+    ld_error err = {0};
+    ld_detect_config tuned;
+    CHECK(ld_model_load(&m, m1, 1, &err) == LD_OK);
+    CHECK_STR(m.arch.preset, "detect");
+    CHECK(m.arch.box_head == 4);
+    CHECK(ld_detect_config_from_model(&tuned, &m, &err) == LD_OK);
+    ld_model_free(&m);
+
+    /* evaluate: the tuned settings unless told otherwise, and no patch classification */
+    snprintf(out, sizeof out, "%s/ev", dir);
+    snprintf(args, sizeof args, "evaluate --model %s --images %s --labels %s/labels.json --out %s "
+             "--bootstrap 0", m1, dir, dir, out);
+    int rc = test_run_cli(args, so, sizeof so, se, sizeof se);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, se);
+    CHECK(strstr(so, "patch classification") == NULL);
+    json_t *j = load_json(out, "metrics.json");
+    CHECK(j != NULL);
+    if (j) {
+        const char *det = json_string_value(jget(j, "evaluation.detector"));
+        char want[128];
+        snprintf(want, sizeof want, "window p > %g, merge nms (NMS IoU %g", tuned.threshold,
+                 tuned.nms_iou);
+        CHECK_MSG(det && strstr(det, want), "detector '%s' has '%s'", det ? det : "", want);
+        snprintf(want, sizeof want, "stride %d, scales %.4g,", tuned.stride, tuned.scales[0]);
+        CHECK_MSG(det && strstr(det, want), "detector '%s' has '%s'", det ? det : "", want);
+        CHECK(jget(j, "classification") == NULL);
+        /* round(0.2 * 24) = 5 images wanted, taken in whole patient pairs: 6 */
+        CHECK_NEAR(jnum(j, "evaluation.n_images"), 6, 0);
+    }
+    json_decref(j);
+    snprintf(args, sizeof args, "evaluate --model %s --images %s --labels %s/labels.json --out %s "
+             "--bootstrap 0 --threshold 0.5 --scales 1", m1, dir, dir, out);
+    CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 0);
+    j = load_json(out, "metrics.json");
+    const char *det = j ? json_string_value(jget(j, "evaluation.detector")) : NULL;
+    CHECK(det && strstr(det, "window p > 0.5,") && strstr(det, ", scales 1") &&
+          !strstr(det, ", scales 1,"));
+    json_decref(j);
+
+    /* detect reads the same settings: with --threshold 0 every refined window of
+     * every tuned scale is listed, so the count is the windows of the pyramid */
+    snprintf(args, sizeof args, "detect --model %s --out %s/r.json --threshold 0 --merge none "
+             "--quiet %s/img_000.png", m1, dir, dir);
+    CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 0);
+    snprintf(args, sizeof args, "%s/r.json", dir);
+    json_error_t jerr;
+    json_t *r = json_load_file(args, 0, &jerr);
+    long want = 0;
+    for (int k = 0; k < tuned.n_scales; k++) {
+        int s = (int)lround(tuned.scales[k] * 192), nx = 0, ny = 0;
+        if (s >= 64) nx = ny = (s - 64) / tuned.stride + 1;
+        want += (long)nx * ny;
+    }
+    CHECK_MSG(r && (long)json_array_size(r) == want, "%ld results, %ld windows in the pyramid",
+              r ? (long)json_array_size(r) : -1L, want);
+    json_decref(r);
 }

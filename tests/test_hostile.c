@@ -167,7 +167,7 @@ static void fixture_init(fixture *fx)
         CHECK_MSG(0, "synthetic data not written");
         return;
     }
-    snprintf(fx->base, sizeof fx->base, "train --images %s --labels %s/labels.json --patch 44 "
+    snprintf(fx->base, sizeof fx->base, "train --preset paper --images %s --labels %s/labels.json --patch 44 "
              "--margin 4 --epochs 1 --quiet", fx->data, fx->data);
     snprintf(fx->model, sizeof fx->model, "%s/good.safetensors", fx->work);
     char args[2048], err[2048];
@@ -375,7 +375,7 @@ static void hostile_labels(const fixture *fx)
         snprintf(path, sizeof path, "%s/%s", dir, cases[i].file);
         put_text(path, cases[i].text);
         snprintf(out, sizeof out, "%s/m.safetensors", dir);
-        snprintf(args, sizeof args, "train --images %s --labels %s --out %s --patch 44 "
+        snprintf(args, sizeof args, "train --preset paper --images %s --labels %s --out %s --patch 44 "
                  "--margin 4 --epochs 1 --quiet", fx->data, sub, out);
         int rc = run_cli_ex(args, NULL, NULL, 0, err, sizeof err);
         CHECK_MSG(rc == 1 && strstr(err, "lymphdet train: ") && strstr(err, cases[i].expect) &&

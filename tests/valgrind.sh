@@ -49,9 +49,9 @@ done
 run inspect 0 inspect --images $DATA/images --labels $DATA/annotations.json
 run patches 0 patches --images $DATA/images --labels $DATA/annotations.json --patch 44 \
     --margin 4 --quiet --out "$OUT/patches"
-run train 0 train --images $DATA/images --labels $DATA/annotations.json --patch 44 --margin 4 \
+run train 0 train --preset paper --images $DATA/images --labels $DATA/annotations.json --patch 44 --margin 4 \
     --epochs 2 --quiet --out "$OUT/m.safetensors" --checkpoint "$OUT/run.ckpt"
-run train-resume 0 train --images $DATA/images --labels $DATA/annotations.json --patch 44 \
+run train-resume 0 train --preset paper --images $DATA/images --labels $DATA/annotations.json --patch 44 \
     --margin 4 --epochs 3 --quiet --out "$OUT/m3.safetensors" --resume "$OUT/run.ckpt"
 run info 0 info "$OUT/m.safetensors"
 run classify 0 classify --model "$OUT/m.safetensors" $FRAMES
@@ -65,6 +65,6 @@ fi
 run detect-missing 1 detect --model "$OUT/m.safetensors" --quiet --out "$OUT/r2.json" \
     "$OUT/none.png"
 printf '{"images": [{"id": 1, "file_name": "x.png", "width": 9}]' >"$OUT/bad.json"
-run train-bad-labels 1 train --images $DATA/images --labels "$OUT/bad.json" --out "$OUT/x.st"
+run train-bad-labels 1 train --preset paper --images $DATA/images --labels "$OUT/bad.json" --out "$OUT/x.st"
 echo "valgrind: $ran commands, $( [ $failed = 0 ] && echo clean || echo FAILED )"
 exit $failed
