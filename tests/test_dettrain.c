@@ -734,6 +734,7 @@ TEST_SUITE(dettrain_model_file)
     cfg.threshold = 0.3;
     cfg.nms_iou = 0.45;
     cfg.stride = 16;
+    cfg.merge = LD_MERGE_NMS;   /* not the default, so the round trip shows */
     cfg.n_scales = 3;
     cfg.scales[0] = 1.41421;
     cfg.scales[1] = 1;

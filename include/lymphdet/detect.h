@@ -153,7 +153,7 @@ ld_status ld_dets_reserve(ld_dets *dets, int n, ld_error *err);
 
 typedef struct {
     double threshold;           /* a window is positive when p > threshold [0.95] */
-    ld_merge_mode merge;        /* [LD_MERGE_NMS] */
+    ld_merge_mode merge;        /* [LD_MERGE_CLUSTER] */
     double nms_iou;             /* NMS suppresses IoU > nms_iou [0.3] */
     double cluster_iou;         /* CLUSTER links IoU > cluster_iou [0: any overlap] */
     int stride;                 /* window step in the (resized) image [8] */
