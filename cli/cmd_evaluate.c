@@ -365,6 +365,7 @@ static int run_model(options *o, const ld_labels *labels)
         snprintf(results, sizeof results, "%s/detections.json", o->out);
         struct stat sb;
         job.history_path = stat(history, &sb) == 0 ? history : NULL;
+        job.detection_history = m.arch.box_head != 0;
         job.results_path = results;
         job.dets = dets;
         job.eval_mask = p.eval_mask;

@@ -344,13 +344,20 @@ static ld_status draw_charts(figure_list *fl, const eval_job *job, const ld_dete
             /* the model is still worth evaluating without its curves */
             fprintf(stderr, "lymphdet %s: warning: no training curves: %s\n", job->cmd, herr.msg);
         } else {
-            st = ld_plot_history(&img, h, n, 960, 400, err);
+            int det_hist = job->detection_history;
+            st = ld_plot_history(&img, h, n, det_hist ? "Detection loss (objectness + box)" : NULL,
+                                 960, 400, err);
             if (!st)
                 st = add_figure(fl, job->out_dir, "training_curves.png", &img, LD_FIGURE_CHART,
-                                "Training curves (the paper's Fig. 8)",
-                                "Loss and accuracy per epoch on the training patches (as the "
-                                "weights changed, dropout on) and the validation patches (at "
-                                "the end of each epoch).", err);
+                                det_hist ? "Training curve" : "Training curves (the paper's Fig. 8)",
+                                det_hist ? "The detection loss per epoch on the training crops: "
+                                      "objectness (focal) plus box regression (smooth L1). The "
+                                      "epoch kept is the one whose tuning images scored the best "
+                                      "AP@0.5 (MODEL.det_history.csv has the terms and the "
+                                      "tuning AP)."
+                                    : "Loss and accuracy per epoch on the training patches (as "
+                                      "the weights changed, dropout on) and the validation "
+                                      "patches (at the end of each epoch).", err);
             ld_history_free(h);
         }
     }

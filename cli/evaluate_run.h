@@ -43,6 +43,8 @@ typedef struct {
     const ld_patch_metrics *cls;     /* patch classification, or NULL */
     const char *cls_desc;            /* which patches */
     const char *history_path;        /* training history CSV, or NULL */
+    int detection_history;           /* 1: the history is the detection preset's (its loss
+                                        is the detection loss, with no accuracies) */
     const char *results_path;        /* write the evaluated detections here, or NULL */
     ld_eval_config cfg;
     const char *const *info_keys;    /* [n_info] shown in the report and metrics.json */

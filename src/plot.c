@@ -416,8 +416,8 @@ static int has_finite(const ld_epoch_stats *h, int n, size_t off)
     return lo <= hi;
 }
 
-ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, int w, int h,
-                          ld_error *err)
+ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, const char *loss_title,
+                          int w, int h, ld_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!hist || n < 1) return ld_fail(err, LD_ERR_USAGE, "training curves: no epochs");
@@ -433,8 +433,9 @@ ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, int 
         {"Accuracy (p > 0.5)", "accuracy", offsetof(ld_epoch_stats, train_acc),
          offsetof(ld_epoch_stats, val_acc)},
     };
-    for (int k = 0; k < 2; k++) {
-        frame f = frame_in(&c, k * w / 2.0, 0, w / 2.0, h);
+    int n_panels = has_finite(hist, n, panel[1].train) || has_finite(hist, n, panel[1].val) ? 2 : 1;
+    for (int k = 0; k < n_panels; k++) {
+        frame f = frame_in(&c, k * w / (double)n_panels, 0, w / (double)n_panels, h);
         double lo = INFINITY, hi = -INFINITY;
         field_range(&lo, &hi, hist, n, panel[k].train);
         field_range(&lo, &hi, hist, n, panel[k].val);
@@ -449,7 +450,8 @@ ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, int 
         }
         f.xmin = n > 1 ? 1 : 0.5;
         f.xmax = n > 1 ? n : 1.5;
-        draw_axes(&f, panel[k].title, "epoch", panel[k].ylabel, XT_INTEGER);
+        draw_axes(&f, k == 0 && loss_title ? loss_title : panel[k].title, "epoch", panel[k].ylabel,
+                  XT_INTEGER);
         cairo_save(c.cr);
         cairo_rectangle(c.cr, f.x0, f.y0, f.x1 - f.x0, f.y1 - f.y0);
         cairo_clip(c.cr);

@@ -94,7 +94,7 @@ TEST_SUITE(plot_history)
     ld_error err = {0};
     ld_image img = {0};
     CHECK(ld_history_load(&h, &n, FIX "history.csv", &err) == LD_OK);
-    CHECK(ld_plot_history(&img, h, n, 960, 400, &err) == LD_OK);
+    CHECK(ld_plot_history(&img, h, n, NULL, 960, 400, &err) == LD_OK);
     CHECK(roundtrip(&img, "history", 960, 400) == 0);
     /* both panels hold training (blue) and validation (orange) lines */
     CHECK(count_colour(&img, 0, 480, BLUE8, 10) > 100);
@@ -105,21 +105,31 @@ TEST_SUITE(plot_history)
 
     /* no validation set: NaN is not drawn, and there is no validation legend either */
     CHECK(ld_history_load(&h, &n, FIX "history_noval.csv", &err) == LD_OK);
-    CHECK(ld_plot_history(&img, h, n, 640, 300, &err) == LD_OK);
+    CHECK(ld_plot_history(&img, h, n, NULL, 640, 300, &err) == LD_OK);
     CHECK(img.w == 640 && img.h == 300);
     CHECK(count_colour(&img, 0, 640, BLUE8, 10) > 50);
     CHECK_INT(count_colour(&img, 0, 640, ORANGE8, 40), 0);
     ld_image_free(&img);
     /* one epoch is drawn too */
-    CHECK(ld_plot_history(&img, h, 1, 640, 300, &err) == LD_OK);
+    CHECK(ld_plot_history(&img, h, 1, NULL, 640, 300, &err) == LD_OK);
     ld_image_free(&img);
     ld_history_free(h);
 
-    CHECK(ld_plot_history(&img, NULL, 0, 640, 300, &err) == LD_ERR_USAGE);
+    /* the detection preset's history (a loss, no accuracy): one panel, the whole width */
+    ld_epoch_stats det[4];
+    for (int e = 0; e < 4; e++)
+        det[e] = (ld_epoch_stats){e + 1, 2.0 / (e + 1), NAN, NAN, NAN, 1};
+    CHECK(ld_plot_history(&img, det, 4, "Detection loss", 960, 400, &err) == LD_OK);
+    CHECK(count_colour(&img, 0, 480, BLUE8, 10) > 50);
+    CHECK(count_colour(&img, 600, 960, BLUE8, 10) > 50);   /* the line reaches the right half */
+    CHECK_INT(count_colour(&img, 0, 960, ORANGE8, 40), 0);
+    ld_image_free(&img);
+
+    CHECK(ld_plot_history(&img, NULL, 0, NULL, 640, 300, &err) == LD_ERR_USAGE);
     ld_epoch_stats one = {1, 0.5, 0.5, 0.5, 0.5, 1};
-    CHECK(ld_plot_history(&img, &one, 1, 32, 300, &err) == LD_ERR_USAGE);   /* too small */
+    CHECK(ld_plot_history(&img, &one, 1, NULL, 32, 300, &err) == LD_ERR_USAGE);   /* too small */
     CHECK(strstr(err.msg, "32x300") != NULL);
-    CHECK(ld_plot_history(&img, &one, 1, 640, 5000, &err) == LD_ERR_USAGE);
+    CHECK(ld_plot_history(&img, &one, 1, NULL, 640, 5000, &err) == LD_ERR_USAGE);
     CHECK(img.px == NULL);
 }
 

@@ -35,9 +35,11 @@ void ld_history_free(ld_epoch_stats *hist);
 
 /* Two panels side by side: loss (left) and accuracy (right) against the epoch,
  * training in blue, validation in orange (dashed), a dot per epoch. The loss axis
- * starts at 0; the accuracy axis ends at 1. hist [n], n >= 1. */
-ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, int w, int h,
-                          ld_error *err);
+ * starts at 0; the accuracy axis ends at 1. When no epoch has an accuracy (the
+ * detection preset's history), the loss panel takes the whole width. loss_title
+ * names the loss (NULL: "Loss (binary cross-entropy)"). hist [n], n >= 1. */
+ld_status ld_plot_history(ld_image *out, const ld_epoch_stats *hist, int n, const char *loss_title,
+                          int w, int h, ld_error *err);
 
 /* One box plot series: its values and the name written under its box. */
 typedef struct {
