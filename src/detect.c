@@ -4,14 +4,16 @@
  * A run converts the frame to grey (BT.601, exactly as ld_image_to_grey rounds
  * it, so a detection equals classifying the same window with `classify`), then
  * for each scale factor f resizes the grey frame to round(f w) x round(f h) with
- * ld_image_resize (factor 1 reads the frame itself), scans it, and maps every
+ * the level's own ld_resizer (ld_image_resize's filter; factor 1 reads the frame
+ * itself), scans it, and maps every
  * window whose probability is > threshold back to the frame by the actual
  * per-axis ratio of the integer sizes. Windows of all levels, in level order and
  * raster order within a level, go to ld_merge together, so overlapping boxes
  * found at different scales merge like those of one scale.
  *
- * Buffers (grey frame, float level, score maps, window list, merge scratch, the
- * caller's output capacity) are sized for the largest frame seen, before any
+ * Buffers (grey frame, resized levels and their filter taps, float level, score
+ * maps, window list, merge scratch, the caller's output capacity) are sized for
+ * the largest frame seen, before any
  * scanning, from the total number of windows the frame can produce: once warm
  * for a size, a run allocates nothing, whatever the number of positives. */
 #include <math.h>
@@ -102,7 +104,7 @@ void ld_detector_free(ld_detector *det)
     ld_merger_free(&det->merger);
     for (int k = 0; k < LD_MAX_SCALES; k++) ld_free(det->maps[k].probs);
     ld_free(det->grey);
-    ld_image_free(&det->level);
+    for (int k = 0; k < LD_MAX_SCALES; k++) ld_resizer_free(&det->resize[k]);
     ld_free(det->input);
     ld_dets_free(&det->windows);
     ld_free(det->deltas);
@@ -189,14 +191,12 @@ static ld_status scan_level(ld_detector *det, int k, int w, int h, ld_error *err
     ld_score_map *m = &det->maps[k];
     const uint8_t *px = det->grey;
     if (m->w != w || m->h != h) {
-        ld_image frame = {w, h, 1, det->grey};
-        ld_image_free(&det->level);
-        if (ld_image_resize(&det->level, &frame, m->w, m->h, err)) return err->status;
-        px = det->level.px;
+        ld_image frame = {w, h, 1, det->grey}, level;
+        if (ld_resizer_run(&det->resize[k], &level, &frame, m->w, m->h, err)) return err->status;
+        px = level.px;
     }
     size_t n = (size_t)m->w * (size_t)m->h;
     for (size_t i = 0; i < n; i++) det->input[i] = (float)px[i] / 255.0f;
-    ld_image_free(&det->level);
     int stride = det->cfg.stride;
     float *deltas = det->scanner.box_head ? det->deltas : NULL;
     if (ld_scanner_run_boxes(&det->scanner, m->probs, deltas, det->input, m->w, m->h,

@@ -301,13 +301,7 @@ ld_status ld_image_rot90(ld_image *dst, const ld_image *src, int k, ld_error *er
 
 #define RESAMPLE_BITS 22   /* Pillow's PRECISION_BITS for 8-bit images: 32 - 8 - 2 */
 
-/* The taps of one resampling pass along an axis of in_size -> out_size samples. */
-typedef struct {
-    int ksize;        /* taps per output sample (most are used only by a few) */
-    int *first;       /* [out_size] first input index */
-    int *count;       /* [out_size] number of taps used */
-    int32_t *coef;    /* [out_size, ksize] fixed-point weights, scale 2^RESAMPLE_BITS */
-} taps;
+typedef ld_resize_taps taps;
 
 static void taps_free(taps *t)
 {
@@ -325,10 +319,12 @@ static double triangle(double x)
 
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter and the
  * whole-image box (0, in_size); the arithmetic is kept in the same order, in double,
- * so that every quantised weight is the same integer. */
+ * so that every quantised weight is the same integer. Taps already made for these
+ * sizes are kept as they are. */
 static ld_status taps_make(taps *t, int in_size, int out_size, ld_error *err)
 {
-    memset(t, 0, sizeof *t);
+    if (t->coef && t->in_size == in_size && t->out_size == out_size) return LD_OK;
+    taps_free(t);
     double scale = (double)in_size / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * filterscale;   /* the triangle's support is 1 */
@@ -371,6 +367,8 @@ static ld_status taps_make(taps *t, int in_size, int out_size, ld_error *err)
         t->first[xx] = xmin;
         t->count[xx] = xmax;
     }
+    t->in_size = in_size;
+    t->out_size = out_size;
     ld_free(w);
     return LD_OK;
 }
@@ -417,49 +415,74 @@ static void pass_vertical(uint8_t *dst, const uint8_t *src, int w, int th, int c
     }
 }
 
-ld_status ld_image_resize(ld_image *dst, const ld_image *src, int w, int h, ld_error *err)
+/* Grows *buf to hold n bytes (never shrinks). */
+static ld_status grow_bytes(uint8_t **buf, size_t *cap, size_t n, ld_error *err)
 {
-    if (!valid(src)) return drop(dst, src, ld_fail(err, LD_ERR_USAGE, "resize: empty image"));
+    if (n <= *cap) return LD_OK;
+    uint8_t *p = ld_realloc(*buf, n, 1, "resized pixels", err);
+    if (!p) return LD_ERR_NOMEM;
+    *buf = p;
+    *cap = n;
+    return LD_OK;
+}
+
+ld_status ld_resizer_run(ld_resizer *r, ld_image *view, const ld_image *src, int w, int h,
+                         ld_error *err)
+{
+    memset(view, 0, sizeof *view);
+    if (!valid(src)) return ld_fail(err, LD_ERR_USAGE, "resize: empty image");
     if (w <= 0 || h <= 0)
-        return drop(dst, src, ld_fail(err, LD_ERR_USAGE, "resize to %dx%d: sizes must be "
-                                      "positive", w, h));
-    int c = src->c;
-    ld_image tmp = {0}, mid = {0};   /* mid: after the horizontal pass, [src->h, w, c] */
-    taps th = {0}, tv = {0};
-    ld_status st = ld_image_alloc(&tmp, w, h, c, err);
-    if (st != LD_OK) return drop(dst, src, st);
+        return ld_fail(err, LD_ERR_USAGE, "resize to %dx%d: sizes must be positive", w, h);
+    int c = src->c, of = 0;
+    size_t n_out = ld_mul3((size_t)w, (size_t)h, (size_t)c, &of);
+    size_t n_mid = ld_mul3((size_t)w, (size_t)src->h, (size_t)c, &of);
+    if (of) return ld_fail(err, LD_ERR_NOMEM, "resize to %dx%d: too large", w, h);
+    ld_status st = grow_bytes(&r->out, &r->out_cap, n_out, err);
+    if (st) return st;
     if (w == src->w && h == src->h) {
         /* Pillow copies when neither pass is needed */
-        memcpy(tmp.px, src->px, (size_t)w * (size_t)h * (size_t)c);
-        return give(dst, src, &tmp);
-    }
-    const ld_image *vin = src;   /* the vertical pass's input */
-    if (w != src->w) {
-        if (h == src->h) {
-            st = taps_make(&th, src->w, w, err);
-            if (st != LD_OK) goto fail;
-            pass_horizontal(tmp.px, src->px, src->w, w, h, c, &th);
-            taps_free(&th);
-            return give(dst, src, &tmp);
+        memcpy(r->out, src->px, n_out);
+    } else if (h == src->h) {
+        if ((st = taps_make(&r->th, src->w, w, err))) return st;
+        pass_horizontal(r->out, src->px, src->w, w, h, c, &r->th);
+    } else {
+        const uint8_t *vin = src->px;   /* the vertical pass's input: [src->h, w, c] */
+        if (w != src->w) {
+            if ((st = grow_bytes(&r->mid, &r->mid_cap, n_mid, err)) ||
+                (st = taps_make(&r->th, src->w, w, err)))
+                return st;
+            pass_horizontal(r->mid, src->px, src->w, w, src->h, c, &r->th);
+            vin = r->mid;
         }
-        st = ld_image_alloc(&mid, w, src->h, c, err);
-        if (st == LD_OK) st = taps_make(&th, src->w, w, err);
-        if (st != LD_OK) goto fail;
-        pass_horizontal(mid.px, src->px, src->w, w, src->h, c, &th);
-        taps_free(&th);
-        vin = &mid;
+        if ((st = taps_make(&r->tv, src->h, h, err))) return st;
+        pass_vertical(r->out, vin, w, h, c, &r->tv);
     }
-    st = taps_make(&tv, src->h, h, err);
-    if (st != LD_OK) goto fail;
-    pass_vertical(tmp.px, vin->px, w, h, c, &tv);
-    taps_free(&tv);
-    ld_image_free(&mid);
+    *view = (ld_image){w, h, c, r->out};
+    return LD_OK;
+}
+
+void ld_resizer_free(ld_resizer *r)
+{
+    taps_free(&r->th);
+    taps_free(&r->tv);
+    ld_free(r->mid);
+    ld_free(r->out);
+    memset(r, 0, sizeof *r);
+}
+
+ld_status ld_image_resize(ld_image *dst, const ld_image *src, int w, int h, ld_error *err)
+{
+    ld_resizer r = {0};
+    ld_image view;
+    ld_status st = ld_resizer_run(&r, &view, src, w, h, err);
+    if (st != LD_OK) {
+        ld_resizer_free(&r);
+        return drop(dst, src, st);
+    }
+    ld_image tmp = view;   /* the result's buffer becomes the image's own */
+    r.out = NULL;
+    ld_resizer_free(&r);
     return give(dst, src, &tmp);
-fail:
-    taps_free(&th);
-    ld_image_free(&mid);
-    ld_image_free(&tmp);
-    return drop(dst, src, st);
 }
 
 void ld_image_to_input(float *out, const ld_image *img)

@@ -469,7 +469,6 @@ TEST_SUITE(detect_api)
     cfg.merge = LD_MERGE_CLUSTER;
     ld_detector det;
     CHECK_INT(ld_detector_init(&det, &m, &cfg, &err), LD_OK);
-    ld_model_free(&m);      /* the detector keeps its own copy of the weights */
     ld_dets a = {0}, b = {0};
     CHECK_INT(ld_detector_run(&det, rgb, W, H, 3, STRIDE, &a, &err), LD_OK);
     /* RGB converts to grey exactly as ld_image_to_grey: same scores, same boxes */
@@ -510,6 +509,26 @@ TEST_SUITE(detect_api)
     CHECK_INT(s4, LD_ERR_NOMEM);
     CHECK_INT(ld_detector_run(&det, big, 400, 300, 1, 400, &a, &err), LD_OK);
     free(big);
+
+    /* a pyramid is warm after one frame too: every level keeps its resizer */
+    ld_detector pyr;
+    ld_detect_config pc = cfg;
+    CHECK_INT(ld_detect_parse_scales(&pc, "1.5,1,0.71,0.5", &err), LD_OK);
+    CHECK_INT(ld_detector_init(&pyr, &m, &pc, &err), LD_OK);
+    ld_model_free(&m);      /* the detectors keep their own copy of the weights */
+    CHECK_INT(ld_detector_run(&pyr, rgb, W, H, 3, STRIDE, &a, &err), LD_OK);
+    int n_pyr = a.n;
+    CHECK_INT(ld_detector_run(&pyr, rgb, W, H, 3, STRIDE, &b, &err), LD_OK);   /* b warm too */
+    ld_alloc_fail_after(1);
+    ld_status s5 = ld_detector_run(&pyr, rgb, W, H, 3, STRIDE, &b, &err);
+    allocs = ld_alloc_fail_after(0);
+    CHECK_INT(s5, LD_OK);
+    CHECK_INT(allocs, 0);
+    CHECK_INT(b.n, n_pyr);                   /* and the same boxes as the cold run */
+    same = a.n == b.n;
+    for (int i = 0; same && i < a.n; i++) same = memcmp(&a.d[i], &b.d[i], sizeof a.d[i]) == 0;
+    CHECK(same);
+    ld_detector_free(&pyr);
 
     /* bad frames and configurations */
     CHECK_INT(ld_detector_run(&det, rgb, 60, 80, 3, STRIDE, &a, &err), LD_ERR_INPUT);

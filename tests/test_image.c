@@ -510,6 +510,26 @@ TEST_SUITE(image_resize)
     CHECK_INT(max_diff(&out, &src), 0);
     ld_image_free(&out);
     ld_image_free(&src);
+
+    /* a reused resizer gives what ld_image_resize gives, whatever sizes came before,
+     * and a call with the previous call's sizes allocates nothing */
+    ld_resizer r = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int rep = 0; rep < 2; rep++) {
+            src = resize_source(cases[i].sw, cases[i].sh, cases[i].c);
+            CHECK_INT(ld_image_resize(&out, &src, cases[i].w, cases[i].h, &err), LD_OK);
+            ld_image view;
+            if (rep) ld_alloc_fail_after(1);
+            ld_status st = ld_resizer_run(&r, &view, &src, cases[i].w, cases[i].h, &err);
+            long allocs = rep ? ld_alloc_fail_after(0) : 0;
+            CHECK_INT(st, LD_OK);
+            CHECK_INT(allocs, 0);
+            CHECK(st == LD_OK && max_diff(&view, &out) == 0);
+            ld_image_free(&out);
+            ld_image_free(&src);
+        }
+    }
+    ld_resizer_free(&r);
 }
 
 /* Every allocation, made to fail in turn, gives LD_ERR_NOMEM (never a crash, never a

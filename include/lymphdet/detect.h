@@ -36,9 +36,8 @@
  *
  * Memory: every object owns its buffers and grows them only when an image needs
  * more than any before; a second call on an image of the same size allocates
- * nothing (tested with the fault-injection hook) — except that pyramid levels
- * whose factor is not 1 go through ld_image_resize, which allocates its result
- * and filter taps on every call (image.h offers no reusable resizer). Objects are not shared
+ * nothing, at every pyramid level (each level keeps its resizer: image.h's
+ * ld_resizer; tested with the fault-injection hook). Objects are not shared
  * between threads: give each thread its own scanner or detector (built from the
  * same read-only model). */
 #ifndef LYMPHDET_DETECT_H
@@ -187,7 +186,7 @@ typedef struct {
     size_t map_cap[LD_MAX_SCALES];
     uint8_t *grey;              /* [h, w] the frame as grey pixels */
     size_t grey_cap;
-    ld_image level;             /* the frame resized to the current level */
+    ld_resizer resize[LD_MAX_SCALES];   /* each level's resizing buffers and taps */
     float *input;               /* [h_s, w_s] the level as grey / 255 */
     size_t input_cap;
     ld_dets windows;            /* positive windows of all levels, frame coordinates */

@@ -48,6 +48,30 @@ ld_status ld_image_crop(ld_image *dst, const ld_image *src, int x, int y, int w,
  * widens by the shrink factor, as Pillow's BILINEAR does: plain bilinear when
  * enlarging, area-like averaging when shrinking (no aliasing of speckle). */
 ld_status ld_image_resize(ld_image *dst, const ld_image *src, int w, int h, ld_error *err);
+
+/* The filter taps of one resampling pass along an axis (internal to image.c). */
+typedef struct {
+    int in_size, out_size;   /* what they were made for; 0: none yet */
+    int ksize;               /* taps per output sample */
+    int *first, *count;      /* [out_size] first input index, taps used */
+    int32_t *coef;           /* [out_size, ksize] fixed-point weights */
+} ld_resize_taps;
+
+/* The same resize for a caller that resizes frames of the same sizes again and
+ * again (the detector's pyramid levels): the taps of the last sizes are kept, and
+ * the intermediate and output pixels live in buffers that only grow, so a call
+ * with the sizes of the previous one allocates nothing. Zero-initialise it. */
+typedef struct {
+    ld_resize_taps th, tv;   /* horizontal and vertical passes */
+    uint8_t *mid, *out;      /* after the horizontal pass; the result */
+    size_t mid_cap, out_cap; /* bytes */
+} ld_resizer;
+
+/* Resizes src to w x h exactly as ld_image_resize; *view is set to the result,
+ * which lives in r (do not free it) and holds until r's next call or free. */
+ld_status ld_resizer_run(ld_resizer *r, ld_image *view, const ld_image *src, int w, int h,
+                         ld_error *err);
+void      ld_resizer_free(ld_resizer *r);
 /* In-place mirror left-right / top-bottom. */
 void ld_image_flip_h(ld_image *img);
 void ld_image_flip_v(ld_image *img);
