@@ -47,6 +47,12 @@ $(BUILD)/src/kernels_avx2.o: ALL_CFLAGS += -mavx2 -mfma
 $(BUILD)/src/kernels_avx512.o: ALL_CFLAGS += -mavx512f -mavx2 -mfma
 endif
 
+# the resize passes (image.c) run along rows of pixels: let gcc vectorise them at -O2
+# as clang does (gcc's -O2 cost model vectorises only loops of known length)
+ifeq ($(findstring clang,$(CC)),)
+$(BUILD)/src/image.o: ALL_CFLAGS += -fvect-cost-model=dynamic
+endif
+
 .PHONY: all demo check test sanitize install clean golden bench
 all: $(BUILD)/lymphdet $(BUILD)/liblymphdet.so
 

@@ -8,6 +8,10 @@
  *   pyramid469                     the detector on a 469 px frame over the pyramid
  *                                  2,1.41,1,0.71,0.5,0.35 (ld_detector_run: resizing,
  *                                  scanning, NMS)
+ *   detect469                      the detection preset as shipped (--detect-model, a
+ *                                  trained model) on a real 469 px frame (--frame) with
+ *                                  the settings it was tuned with: its whole pyramid,
+ *                                  both heads, box decoding and NMS (ld_detector_run)
  *   windows469                     the paper's way: the 2209 windows cut out one by
  *                                  one and classified in batches of 64 (ld_model_predict)
  *   train_step                     one training step of 5 patches (forward, loss,
@@ -48,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "lymphdet/detect.h"
+#include "lymphdet/dettrain.h"
+#include "lymphdet/image.h"
 #include "lymphdet/model.h"
 #include "lymphdet/patches.h"
 #include "lymphdet/train.h"
@@ -61,6 +67,8 @@ typedef struct {
     int quick, tsv;
     const char *only;       /* comma list of keys, NULL: all */
     const char *busi;       /* BUSI folder for the folder and memory runs */
+    const char *detect_model;   /* a detection-preset model file, for detect469 */
+    const char *frame;      /* a 469 x 469 ultrasound frame, for detect469 */
     const char *lymphdet;   /* the CLI binary */
     const char *tmp;        /* scratch folder */
 } options;
@@ -187,7 +195,7 @@ static double scan_gflop(const ld_arch *a, int w, int h)
         cin = a->filters[k];
     }
     int s = ld_arch_block_out(a, a->n_blocks - 1);
-    fl += 2.0 * cin * s * s * nx * ny;
+    fl += 2.0 * cin * s * s * nx * ny * (1 + a->box_head);   /* objectness and box heads */
     return fl * 1e-9;
 }
 
@@ -290,6 +298,42 @@ static void bench_pyramid(const options *o, ld_model *m)
     ld_detector_free(&c.det);
     ld_dets_free(&c.out);
     free(c.px);
+}
+
+/* the detection preset: a trained model with its tuned settings, on a real frame */
+static void bench_detect_preset(const options *o)
+{
+    if (!wanted(o, "detect469")) return;
+    ld_error err = {0};
+    ld_model m;
+    ld_image img = {0}, grey = {0};
+    if (ld_model_load(&m, o->detect_model, 1, &err)) die("--detect-model", &err);
+    if (ld_image_load(&img, o->frame, 0, &err) || ld_image_to_grey(&grey, &img, &err))
+        die("--frame", &err);
+    pyr_ctx c = {.side = grey.w, .px = grey.px};
+    if (grey.w != grey.h) die("--frame is not square", NULL);
+    ld_detect_config cfg;
+    if (ld_detect_config_from_model(&cfg, &m, &err) || ld_detector_init(&c.det, &m, &cfg, &err))
+        die("detector", &err);
+    memset(&c.out, 0, sizeof c.out);
+    double ms = time_median(o, run_pyramid, &c);
+    double windows = 0, gflop = 0;
+    for (int k = 0; k < cfg.n_scales; k++) {
+        const ld_score_map *mp = ld_detector_map(&c.det, k);
+        windows += (double)mp->nx * mp->ny;
+        /* a stride below the period P takes (P / stride)^2 shifted passes */
+        double passes = (double)(1 << m.arch.n_blocks) / cfg.stride;
+        if (mp->nx > 0) gflop += scan_gflop(&m.arch, mp->w, mp->h) * (passes > 1 ? passes * passes : 1);
+    }
+    char what[200];
+    snprintf(what, sizeof what, "detection preset (%s), %d scales, stride %d, %d boxes after NMS",
+             o->detect_model, cfg.n_scales, cfg.stride, c.out.n);
+    report(o, "detect469", ms, windows, "windows", gflop, what);
+    ld_detector_free(&c.det);
+    ld_dets_free(&c.out);
+    ld_model_free(&m);
+    ld_image_free(&img);
+    ld_image_free(&grey);
 }
 
 typedef struct {
@@ -580,6 +624,8 @@ static void usage(void)
             "  --quick         fewer repeats, no full training\n"
             "  --tsv           key, ms, work, unit, GFLOP per line\n"
             "  --busi DIR      BUSI folder for the command-line runs [/work/shared/data/busi]\n"
+            "  --detect-model M  detection-preset model for detect469 [models/busi-detect.safetensors]\n"
+            "  --frame IMAGE   469 x 469 frame for detect469 [data/busi-demo/images/benign_013.jpg]\n"
             "  --lymphdet PATH the command-line tool [build/lymphdet]\n"
             "  --tmp DIR       scratch folder [/tmp]\n");
     exit(2);
@@ -587,7 +633,9 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    options o = {1, "auto", 0, 0, 0, NULL, "/work/shared/data/busi", "build/lymphdet", "/tmp"};
+    options o = {1, "auto", 0, 0, 0, NULL, "/work/shared/data/busi",
+                 "models/busi-detect.safetensors", "data/busi-demo/images/benign_013.jpg",
+                 "build/lymphdet", "/tmp"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0) o.quick = 1;
@@ -597,6 +645,8 @@ int main(int argc, char **argv)
         else if (v && strcmp(a, "--peak") == 0) o.peak = atof(argv[++i]);
         else if (v && strcmp(a, "--only") == 0) o.only = argv[++i];
         else if (v && strcmp(a, "--busi") == 0) o.busi = argv[++i];
+        else if (v && strcmp(a, "--detect-model") == 0) o.detect_model = argv[++i];
+        else if (v && strcmp(a, "--frame") == 0) o.frame = argv[++i];
         else if (v && strcmp(a, "--lymphdet") == 0) o.lymphdet = argv[++i];
         else if (v && strcmp(a, "--tmp") == 0) o.tmp = argv[++i];
         else usage();
@@ -612,6 +662,7 @@ int main(int argc, char **argv)
     bench_scan(&o, &m, 938);
     bench_scan(&o, &m, 1876);
     bench_pyramid(&o, &m);
+    bench_detect_preset(&o);
     bench_windows(&o);
     bench_step(&o);
     bench_training(&o);

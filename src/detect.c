@@ -95,6 +95,7 @@ ld_status ld_detector_init(ld_detector *det, const ld_model *m, const ld_detect_
     memset(det, 0, sizeof *det);
     if (ld_detect_config_check(cfg, &m->arch, err)) return err->status;
     det->cfg = *cfg;
+    for (int v = 0; v < 256; v++) det->unit[v] = (float)v / 255.0f;
     return ld_scanner_init(&det->scanner, m, err);
 }
 
@@ -104,6 +105,7 @@ void ld_detector_free(ld_detector *det)
     ld_merger_free(&det->merger);
     for (int k = 0; k < LD_MAX_SCALES; k++) ld_free(det->maps[k].probs);
     ld_free(det->grey);
+    ld_free(det->grey_t);
     for (int k = 0; k < LD_MAX_SCALES; k++) ld_resizer_free(&det->resize[k]);
     ld_free(det->input);
     ld_dets_free(&det->windows);
@@ -192,11 +194,12 @@ static ld_status scan_level(ld_detector *det, int k, int w, int h, ld_error *err
     const uint8_t *px = det->grey;
     if (m->w != w || m->h != h) {
         ld_image frame = {w, h, 1, det->grey}, level;
-        if (ld_resizer_run(&det->resize[k], &level, &frame, m->w, m->h, err)) return err->status;
+        if (ld_resizer_run_t(&det->resize[k], &level, &frame, det->grey_t, m->w, m->h, err))
+            return err->status;
         px = level.px;
     }
     size_t n = (size_t)m->w * (size_t)m->h;
-    for (size_t i = 0; i < n; i++) det->input[i] = (float)px[i] / 255.0f;
+    for (size_t i = 0; i < n; i++) det->input[i] = det->unit[px[i]];
     int stride = det->cfg.stride;
     float *deltas = det->scanner.box_head ? det->deltas : NULL;
     if (ld_scanner_run_boxes(&det->scanner, m->probs, deltas, det->input, m->w, m->h,
@@ -243,9 +246,14 @@ ld_status ld_detector_run(ld_detector *det, const uint8_t *px, int w, int h, int
     long total;
     if (plan_levels(det, w, h, &total, err) ||
         grow((void **)&det->grey, &det->grey_cap, (size_t)w * (size_t)h, 1, "grey frame", err) ||
+        grow((void **)&det->grey_t, &det->grey_t_cap, (size_t)w * (size_t)h, 1, "grey frame", err) ||
         ld_dets_reserve(out, (int)total, err))
         return err->status;
     frame_to_grey(det->grey, px, w, h, c, stride_bytes);
+    int resized = 0;   /* a level other than the frame's own size: resizing needs the transpose */
+    for (int k = 0; k < det->cfg.n_scales; k++)
+        resized |= det->maps[k].nx > 0 && (det->maps[k].w != w || det->maps[k].h != h);
+    if (resized) ld_image_transpose(det->grey_t, &(ld_image){w, h, 1, det->grey});
     det->windows.n = 0;
     for (int k = 0; k < det->cfg.n_scales; k++)
         if (det->maps[k].nx > 0 && scan_level(det, k, w, h, err)) return err->status;

@@ -185,9 +185,12 @@ typedef struct {
     ld_score_map maps[LD_MAX_SCALES];   /* [cfg.n_scales] */
     size_t map_cap[LD_MAX_SCALES];
     uint8_t *grey;              /* [h, w] the frame as grey pixels */
-    size_t grey_cap;
+    uint8_t *grey_t;            /* [w, h] the same, transposed (for the resizers) */
+    size_t grey_cap, grey_t_cap;
     ld_resizer resize[LD_MAX_SCALES];   /* each level's resizing buffers and taps */
     float *input;               /* [h_s, w_s] the level as grey / 255 */
+    float unit[256];            /* v / 255 for every grey value v (a division per pixel
+                                   costs more than the rest of the conversion) */
     size_t input_cap;
     ld_dets windows;            /* positive windows of all levels, frame coordinates */
     float *deltas;              /* [ny, nx, 4] box offsets of the current level (box head) */

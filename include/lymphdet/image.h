@@ -64,13 +64,22 @@ typedef struct {
 typedef struct {
     ld_resize_taps th, tv;   /* horizontal and vertical passes */
     uint8_t *mid, *out;      /* after the horizontal pass; the result */
-    size_t mid_cap, out_cap; /* bytes */
+    uint8_t *t_in, *t_mid;   /* grey: the source and the horizontal pass, transposed */
+    int32_t *acc;            /* one output row of a pass's sums */
+    size_t mid_cap, out_cap, t_in_cap, t_mid_cap, acc_cap;   /* bytes */
 } ld_resizer;
 
 /* Resizes src to w x h exactly as ld_image_resize; *view is set to the result,
  * which lives in r (do not free it) and holds until r's next call or free. */
 ld_status ld_resizer_run(ld_resizer *r, ld_image *view, const ld_image *src, int w, int h,
                          ld_error *err);
+/* The same for a grey src whose transpose src_t [src->w, src->h] the caller made
+ * (ld_image_transpose): resizing one frame to several sizes transposes it once.
+ * src_t NULL: as ld_resizer_run. */
+ld_status ld_resizer_run_t(ld_resizer *r, ld_image *view, const ld_image *src,
+                           const uint8_t *src_t, int w, int h, ld_error *err);
+/* dst [src->w, src->h] = the grey image src transposed. */
+void      ld_image_transpose(uint8_t *dst, const ld_image *src);
 void      ld_resizer_free(ld_resizer *r);
 /* In-place mirror left-right / top-bottom. */
 void ld_image_flip_h(ld_image *img);
