@@ -3,14 +3,15 @@
 #
 #   tests/valgrind.sh [BINARY]        (default build/lymphdet, a plain -O2 -g build)
 #
-# Every command a user runs, on the bundled BUSI demo subset (data/busi-demo), each
-# under memcheck with --error-exitcode: an invalid read or write, a use of an
-# uninitialised value, or a definitely/indirectly lost block fails the run. Reachable
-# blocks held by the libraries' own caches at exit are not leaks and are not counted;
-# cairo's static font cache, which memcheck sees as lost, is suppressed by
-# tests/valgrind.supp (the reason is written there). Kept small (patch 44, one epoch, five frames) so the
-# whole run takes about a minute under valgrind. Commands not built into this binary
-# are skipped with a note. Exit status: 0 clean, 1 otherwise.
+# Every command a user runs (both training presets), on the bundled BUSI demo subset
+# (data/busi-demo), each under memcheck with --error-exitcode: an invalid read or
+# write, a use of an uninitialised value, or a definitely/indirectly lost block fails
+# the run. Reachable blocks held by the libraries' own caches at exit are not leaks and
+# are not counted; cairo's static font cache, which memcheck sees as lost, is
+# suppressed by tests/valgrind.supp (the reason is written there). Kept small (patch
+# 44, one epoch, five frames) so the whole run takes a few minutes under valgrind.
+# Commands not built into this binary are skipped with a note. Exit status: 0 clean,
+# 1 otherwise.
 set -u
 BIN=${1:-build/lymphdet}
 cd "$(dirname "$0")/.."
@@ -57,9 +58,13 @@ run info 0 info "$OUT/m.safetensors"
 run classify 0 classify --model "$OUT/m.safetensors" $FRAMES
 run detect 0 detect --model "$OUT/m.safetensors" --labels $DATA/annotations.json --scales 1,0.5 \
     --quiet --out "$OUT/results.json" --overlay "$OUT/overlays" $FRAMES
+run train-detect 0 train --images $DATA/images --labels $DATA/annotations.json --epochs 1 \
+    --eval-every 1 --bootstrap 10 --quiet --out "$OUT/d.safetensors"
 if has evaluate; then
   run evaluate 0 evaluate --results "$OUT/results.json" --labels $DATA/annotations.json \
       --out "$OUT/eval"
+  run evaluate-model 0 evaluate --model "$OUT/d.safetensors" --images $DATA/images \
+      --labels $DATA/annotations.json --bootstrap 10 --quiet --out "$OUT/eval-model"
 fi
 # error paths: a missing image, malformed labels
 run detect-missing 1 detect --model "$OUT/m.safetensors" --quiet --out "$OUT/r2.json" \
