@@ -69,8 +69,12 @@ $(BUILD)/liblymphdet.so: $(LIB_OBJ)
 $(BUILD)/lymphdet: $(CLI_OBJ) $(BUILD)/liblymphdet.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
 
-$(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/liblymphdet.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
+# cli/lsan_suppress.c: LeakSanitizer's suppression of fontconfig's cache, for every
+# program that draws (the CLI, the tests, the fuzz targets)
+LSAN_OBJ := $(BUILD)/cli/lsan_suppress.o
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(LSAN_OBJ) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(LSAN_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
 
 demo: $(BUILD)/lymphdet
 	sh tools/demo.sh $(BUILD)/lymphdet data/busi-demo out/demo
@@ -124,8 +128,8 @@ fuzz:
 
 fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
 
-$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(BUILD)/liblymphdet.a
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/liblymphdet.a $(LDLIBS)
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(wildcard fuzz/*.h) $(LSAN_OBJ) $(BUILD)/liblymphdet.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LSAN_OBJ) $(BUILD)/liblymphdet.a $(LDLIBS)
 
 # files, not folders, on the command line: libFuzzer then runs each once and writes nothing
 fuzz-replay: fuzz

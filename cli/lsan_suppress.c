@@ -1,4 +1,5 @@
-/* lsan_suppress.c — LeakSanitizer's built-in suppressions for this program, read by
+/* lsan_suppress.c — LeakSanitizer's built-in suppressions for the programs that draw
+ * (the CLI, the test runner and the fuzz targets link it; see the Makefile), read by
  * the sanitizer runtime at exit (only in ASan/LSan builds: `make sanitize`).
  *
  * cairo's toy font API (the charts and overlays set text with it) keeps a
