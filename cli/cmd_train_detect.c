@@ -10,6 +10,10 @@
  *             the detector settings (pyramid, NMS IoU, threshold), which go into
  *             the model file for `detect` and `evaluate`;
  *   training  the rest.
+ * Crash safety as `train --preset paper` has it: --checkpoint FILE is rewritten
+ * atomically after every epoch (checkpoint.h: weights, Adam state, random stream,
+ * order, best epoch so far, history, the settings and a fingerprint of the frames),
+ * and --resume FILE continues it to the same model, byte for byte.
  * stdout: the split, one line per epoch, the tuning result, the held-out metrics
  * with bootstrap intervals beside the trivial baseline. Writes MODEL,
  * MODEL.history.csv (the columns `train` always writes: train_loss is the
@@ -23,6 +27,7 @@
 #include <string.h>
 #include "cli.h"
 #include "train_detect.h"
+#include "lymphdet/checkpoint.h"
 #include "lymphdet/dettrain.h"
 #include "lymphdet/metrics.h"
 #include "lymphdet/model.h"
@@ -43,6 +48,10 @@ int train_wants_detect(int argc, char **argv)
 typedef struct {
     cli_progress bar;
     int epochs;
+    const char *checkpoint;     /* rewritten after every epoch, or NULL */
+    const char *settings;       /* what the run was asked to do (settings_string) */
+    uint64_t fingerprint;       /* of its training and tuning frames */
+    const ld_model *m;
 } progress_state;
 
 static void on_step(void *user, int epoch, int step, int n_steps, double loss)
@@ -66,6 +75,15 @@ static void on_epoch(void *user, const ld_det_epoch *e)
     if (!isnan(e->val_ap50)) printf("  tuning AP50 %.4f AP %.4f", e->val_ap50, e->val_ap);
     printf("  %.1f s\n", e->seconds);
     fflush(stdout);
+}
+
+static ld_status on_state(void *user, const ld_dettrain_state *st, const ld_det_epoch *history,
+                          ld_error *err)
+{
+    progress_state *p = user;
+    if (!p->checkpoint) return LD_OK;
+    return ld_detcheckpoint_save(p->checkpoint, p->m, p->epochs, p->settings, p->fingerprint, st,
+                                 history, err);
 }
 
 static void on_candidate(void *user, const ld_detect_config *c, double ap50, double ap,
@@ -215,10 +233,33 @@ static int parse_filters(ld_arch *a, const char *s)
 
 typedef struct {
     const char *images, *labels, *out, *label_format, *group_by, *loss, *filters;
+    const char *checkpoint, *resume;
     int voc_one_based, seed, max_pixels, quiet, window, anchor, eval_every, bootstrap, no_aug,
         flip_v;
     double val_fraction, tune_fraction, dropout;
 } options;
+
+/* Everything a checkpoint must agree with to be continued: every option that changes
+ * what training does (the frames themselves are checked by their fingerprint). */
+static void settings_string(char *buf, size_t size, const options *o, const ld_arch *a,
+                            const ld_dettrain_config *c)
+{
+    const ld_augment_config *g = &c->aug;
+    snprintf(buf, size, "window %d; anchor %d; filters %s; dropout %g; epochs %d; batch %d; "
+             "crop %d; lr %g; lr-final %g; loss %s; focal-alpha %g; focal-gamma %g; "
+             "ohem-ratio %d; box-weight %g; beta %g; pos-iou %g; neg-iou %g; size-range %g; "
+             "p-center %g; flip-h %d; flip-v %d; aug-gamma %g; aug-contrast %g; "
+             "aug-brightness %g; aug-blur %g; aug-speckle %g; aug-scale-jitter %g; "
+             "eval-every %d; seed %d; val-fraction %g; tune-fraction %g; group-by %s",
+             a->input_size, a->anchor, o->filters, (double)a->dropout, c->epochs, c->batch,
+             c->crop, (double)c->adam.lr, (double)c->lr_final, o->loss, (double)c->focal_alpha,
+             (double)c->focal_gamma, c->ohem_ratio, (double)c->box_weight,
+             (double)c->smooth_l1_beta, c->assign.pos_iou, c->assign.neg_iou,
+             (double)c->size_range, (double)c->p_center, g->flip_h, g->flip_v, (double)g->gamma,
+             (double)g->contrast, (double)g->brightness, (double)g->blur, (double)g->speckle,
+             (double)g->scale_jitter, o->eval_every, o->seed, o->val_fraction, o->tune_fraction,
+             o->group_by);
+}
 
 int cmd_train_detect(int argc, char **argv)
 {
@@ -291,6 +332,11 @@ int cmd_train_detect(int argc, char **argv)
         {"eval-every", OPT_INT, &o.eval_every, "N", "score the tuning images every N epochs", 0},
         {"bootstrap", OPT_INT, &o.bootstrap, "N", "bootstrap resamples for the held-out CIs", 0},
         {"quiet", OPT_FLAG, &o.quiet, NULL, "no progress bar, no tuning table", 0},
+        {"checkpoint", OPT_STRING, &o.checkpoint, "FILE",
+         "after every epoch, save what --resume needs to FILE (atomically)", 0},
+        {"resume", OPT_STRING, &o.resume, "FILE",
+         "continue the run checkpointed in FILE (same data and options; checkpoints then go "
+         "on to FILE unless --checkpoint says otherwise)", 0},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     int rc = cli_parse(cmd, "--images DIR --labels FILE --out MODEL [--preset detect] [options]",
@@ -366,6 +412,7 @@ int cmd_train_detect(int argc, char **argv)
     ld_det_epoch *hist = NULL;
     ld_dets *dets = NULL, *base = NULL;
     ld_model m = {0};
+    ld_detcheckpoint ck = {0};
     ld_detection_metrics dm = {0}, bm = {0};
     int have_model = 0, n_test = 0, n_tr = 0;
     char fields[256] = "";
@@ -424,6 +471,20 @@ int cmd_train_detect(int argc, char **argv)
     }
     have_model = 1;
     ld_model_init_weights(&m, init_seed);
+    char settings[2048];
+    settings_string(settings, sizeof settings, &o, &arch, &tc);
+    uint64_t fingerprint = o.checkpoint || o.resume ? ld_frames_fingerprint(&train_fs, &tune_fs) : 0;
+    if (o.resume) {
+        if (ld_detcheckpoint_load(&ck, &m, o.resume, &err) ||
+            ld_detcheckpoint_check(&ck, tc.epochs, settings, fingerprint, o.resume, &err)) {
+            rc = cli_fail(cmd, &err);
+            goto done;
+        }
+        memcpy(hist, ck.history, (size_t)ck.state.epochs_done * sizeof *hist);
+        printf("resuming from %s: %d of %d epochs done\n", o.resume, ck.state.epochs_done,
+               tc.epochs);
+        fflush(stdout);
+    }
 
     /* epochs are compared on a plain pyramid (factor 1 down by sqrt 2, NMS 0.5, every
      * window above 0.05); the settings themselves are tuned afterwards */
@@ -436,11 +497,13 @@ int cmd_train_detect(int argc, char **argv)
     for (double s = 1.0; sel.n_scales < 8 && s * 469 >= arch.input_size; s /= sqrt(2.0))
         sel.scales[sel.n_scales++] = s;
     ld_dettrain_eval ev = {&tune_fs, &sel, o.eval_every};
-    progress_state ps = {{0}, tc.epochs};
+    progress_state ps = {{0}, tc.epochs, o.checkpoint ? o.checkpoint : o.resume, settings,
+                         fingerprint, &m};
     cli_progress_start(&ps.bar, "", 0, o.quiet);
-    ld_dettrain_hooks hooks = {on_step, on_epoch, &ps};
+    ld_dettrain_hooks hooks = {on_step, on_epoch, on_state, &ps};
     int best_epoch = tc.epochs;
-    if (ld_dettrain(&m, &train_fs, &tc, tune_fs.n ? &ev : NULL, &hooks, hist, &best_epoch, &err)) {
+    if (ld_dettrain_resume(&m, &train_fs, &tc, tune_fs.n ? &ev : NULL, &hooks, hist,
+                           o.resume ? &ck.state : NULL, &best_epoch, &err)) {
         rc = cli_fail(cmd, &err);
         goto done;
     }
@@ -546,6 +609,7 @@ done:
     ld_detection_metrics_free(&dm);
     ld_detection_metrics_free(&bm);
     if (have_model) ld_model_free(&m);
+    ld_detcheckpoint_free(&ck);
     ld_frameset_free(&train_fs);
     ld_frameset_free(&tune_fs);
     ld_frameset_free(&test_fs);

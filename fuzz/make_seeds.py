@@ -141,6 +141,32 @@ def ckpt_bytes(n_params, n_train, epochs_done, history, order=None):
     return body + struct.pack("<Q", fnv1a64(body))
 
 
+def det_ckpt_bytes(n_train, epochs_done, best_epoch, history):
+    """a detection-preset checkpoint (checkpoint.h) for fuzz_checkpoint's box-head model
+    (the same block with a 4-output box head: 159 parameters); after the order, the
+    best epoch's weights"""
+    n_params = 159
+    header = {"format": "lymphdet-checkpoint", "version": 1, "kind": "detect",
+              "arch": {"preset": "tinydet", "input_size": 8, "in_channels": 3, "filters": [2],
+                       "dropout": f32(0.25), "bn_epsilon": f32(1e-3), "bn_momentum": f32(0.99),
+                       "box_head": 4, "anchor": 0},
+              "n_params": n_params, "settings": "window 8; batch 2; seed 3", "epochs": 4,
+              "data": {"n_train": n_train, "fingerprint": "00000000feedf00d"},
+              "epochs_done": epochs_done, "adam_t": 3 * epochs_done,
+              "rng": ["%016x" % (k + 7) for k in range(4)],
+              "best": {"epoch": best_epoch, "tune_ap50": 0.25 if best_epoch else None,
+                       "tune_ap": 0.125 if best_epoch else None},
+              "history": history}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    body = b"LDCKPT1\n" + struct.pack("<Q", len(h)) + h
+    body += struct.pack("<%df" % n_params, *[0.5] * n_params)
+    body += struct.pack("<%df" % n_params, *[0.01 * k for k in range(n_params)])
+    body += struct.pack("<%df" % n_params, *[1e-4] * n_params)
+    body += struct.pack("<%di" % n_train, *reversed(range(n_train)))
+    body += struct.pack("<%df" % n_params, *[0.25] * n_params)        # best weights
+    return body + struct.pack("<Q", fnv1a64(body))
+
+
 def checkpoint():
     hist = [{"epoch": 1, "train_loss": 0.7, "train_acc": 0.5, "val_loss": None,
              "val_acc": None, "seconds": 0.01},
@@ -153,6 +179,12 @@ def checkpoint():
     out("checkpoint", "bad_checksum.ckpt", bytes(bad))
     out("checkpoint", "not_permutation.ckpt", ckpt_bytes(83, 3, 0, [], order=[0, 0, 2]))
     out("checkpoint", "truncated.ckpt", ckpt_bytes(83, 7, 2, hist)[:-9])
+    dhist = [{"epoch": 1, "loss": 2.5, "obj_loss": 1.0, "box_loss": 1.5, "pos_per_crop": 1.2,
+              "tune_ap50": None, "tune_ap": None, "seconds": 0.3},
+             {"epoch": 2, "loss": 1.5, "obj_loss": 0.6, "box_loss": 0.9, "pos_per_crop": 1.3,
+              "tune_ap50": 0.25, "tune_ap": 0.125, "seconds": 0.3}]
+    out("checkpoint", "detect_two_epochs.ckpt", det_ckpt_bytes(5, 2, 2, dhist))
+    out("checkpoint", "detect_fresh.ckpt", det_ckpt_bytes(3, 0, 0, []))
 
 
 def history():

@@ -135,6 +135,22 @@ static void put(json_t *obj, const char *key, json_t *v, int *bad)
     *bad |= json_object_set_new(obj, key, v) != 0;
 }
 
+/* arch <- the architecture (filters: its filter list, taken over) */
+static void put_arch(json_t *arch, const ld_arch *a, json_t *filters, int *bad)
+{
+    put(arch, "preset", json_string(a->preset), bad);
+    put(arch, "input_size", json_integer(a->input_size), bad);
+    put(arch, "in_channels", json_integer(a->in_channels), bad);
+    put(arch, "filters", filters, bad);
+    put(arch, "dropout", json_real(a->dropout), bad);
+    put(arch, "bn_epsilon", json_real(a->bn_eps), bad);
+    put(arch, "bn_momentum", json_real(a->bn_momentum), bad);
+    if (a->box_head) {   /* the detection preset's; absent means 0 */
+        put(arch, "box_head", json_integer(a->box_head), bad);
+        put(arch, "anchor", json_integer(a->anchor), bad);
+    }
+}
+
 static json_t *build_header(const ld_model *m, const ld_train_config *cfg,
                             const ld_train_state *st, const ld_epoch_stats *history,
                             uint64_t fingerprint, int n_val)
@@ -173,13 +189,7 @@ static json_t *build_header(const ld_model *m, const ld_train_config *cfg,
         json_decref(hist);
         return NULL;
     }
-    put(arch, "preset", json_string(a->preset), &bad);
-    put(arch, "input_size", json_integer(a->input_size), &bad);
-    put(arch, "in_channels", json_integer(a->in_channels), &bad);
-    put(arch, "filters", filters, &bad);
-    put(arch, "dropout", json_real(a->dropout), &bad);
-    put(arch, "bn_epsilon", json_real(a->bn_eps), &bad);
-    put(arch, "bn_momentum", json_real(a->bn_momentum), &bad);
+    put_arch(arch, a, filters, &bad);
     put(train, "epochs", json_integer(cfg->epochs), &bad);
     put(train, "batch", json_integer(cfg->batch), &bad);
     put(train, "lr", json_real(cfg->adam.lr), &bad);
@@ -207,18 +217,18 @@ static json_t *build_header(const ld_model *m, const ld_train_config *cfg,
     return root;
 }
 
-ld_status ld_checkpoint_save(const char *path, const ld_model *m, const ld_train_config *cfg,
-                             const ld_train_state *st, const ld_epoch_stats *history,
-                             uint64_t fingerprint, int n_val, ld_error *err)
+/* Writes [magic][N][header][params, adam_m, adam_v][order int32 [n]][extra float32
+ * [n_extra]][checksum] through a temporary file; root is consumed. */
+static ld_status write_checkpoint(const char *path, json_t *root, const ld_model *m,
+                                  const int *order, size_t n, const float *extra,
+                                  size_t n_extra, ld_error *err)
 {
-    json_t *root = build_header(m, cfg, st, history, fingerprint, n_val);
     char *header = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (!header) return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
-    size_t hlen = strlen(header), np = m->n_params, n = (size_t)st->n_order;
-    /* [magic 8][N 8][header][params, m, v: 3 * 4 np][order: 4 n][checksum 8]; the sizes
-     * are those of an allocated model and order, so they cannot overflow here */
-    size_t total = 16 + hlen + 12 * np + 4 * n + 8;
+    size_t hlen = strlen(header), np = m->n_params;
+    /* the sizes are those of an allocated model, order and extra: no overflow here */
+    size_t total = 16 + hlen + 12 * np + 4 * n + 4 * n_extra + 8;
     uint8_t *buf = ld_alloc(total, 1, "the checkpoint", err);
     if (!buf) {
         free(header);   /* jansson's allocation */
@@ -234,8 +244,10 @@ ld_status ld_checkpoint_save(const char *path, const ld_model *m, const ld_train
     floats_out(p + 4 * np, m->adam_m, np);
     floats_out(p + 8 * np, m->adam_v, np);
     p += 12 * np;
-    for (size_t i = 0; i < n; i++) put_u32le(p + 4 * i, (uint32_t)st->order[i]);
+    for (size_t i = 0; i < n; i++) put_u32le(p + 4 * i, (uint32_t)order[i]);
     p += 4 * n;
+    floats_out(p, extra, n_extra);
+    p += 4 * n_extra;
     put_u64le(p, fnv(FNV_OFFSET, buf, total - 8));
 
     ld_outfile out;
@@ -246,6 +258,14 @@ ld_status ld_checkpoint_save(const char *path, const ld_model *m, const ld_train
     }
     ld_free(buf);
     return rc;
+}
+
+ld_status ld_checkpoint_save(const char *path, const ld_model *m, const ld_train_config *cfg,
+                             const ld_train_state *st, const ld_epoch_stats *history,
+                             uint64_t fingerprint, int n_val, ld_error *err)
+{
+    json_t *root = build_header(m, cfg, st, history, fingerprint, n_val);
+    return write_checkpoint(path, root, m, st->order, (size_t)st->n_order, NULL, 0, err);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -324,14 +344,20 @@ static ld_status check_arch(const json_t *arch, const ld_model *m, const char *p
     if (!same_float(arch, "dropout", a->dropout)) return DIFFERS("dropout rate (--dropout)");
     if (!same_float(arch, "bn_epsilon", a->bn_eps)) return DIFFERS("batch-norm epsilon");
     if (!same_float(arch, "bn_momentum", a->bn_momentum)) return DIFFERS("batch-norm momentum");
+    /* the detection preset's fields, absent (0) for the paper's */
+    const json_t *bh = json_object_get(arch, "box_head"), *an = json_object_get(arch, "anchor");
+    if ((bh ? get_int(arch, "box_head", a->box_head, a->box_head, &v) : a->box_head != 0))
+        return DIFFERS("box head");
+    if ((an ? get_int(arch, "anchor", a->anchor, a->anchor, &v) : a->anchor != 0))
+        return DIFFERS("anchor (--anchor)");
 #undef DIFFERS
     return LD_OK;
 }
 
-/* train settings, data, position and history from the header into ck (history
- * allocated here); sizes for the data section into *n_train */
-static ld_status read_header_fields(ld_checkpoint *ck, const json_t *root, const ld_model *m,
-                                    long *adam_t, const char *path, ld_error *err)
+/* What every checkpoint's header holds: format, version, kind (absent: "paper"),
+ * the architecture (m's), n_params, adam_t and the rng state. */
+static ld_status read_common(const json_t *root, const ld_model *m, const char *kind,
+                             long *adam_t, ld_rng *rng_state, const char *path, ld_error *err)
 {
     const char *format = json_string_value(json_object_get(root, "format"));
     long long v, n_params;
@@ -340,9 +366,39 @@ static ld_status read_header_fields(ld_checkpoint *ck, const json_t *root, const
     if (get_int(root, "version", FORMAT_VERSION, FORMAT_VERSION, &v))
         return ld_fail(err, LD_ERR_INPUT, "%s: checkpoint version is not %d", path,
                        FORMAT_VERSION);
+    const json_t *k = json_object_get(root, "kind");
+    const char *file_kind = k ? json_string_value(k) : "paper";
+    if (!file_kind || strcmp(file_kind, kind) != 0)
+        return ld_fail(err, LD_ERR_INPUT, "%s: a checkpoint of the %s preset's training, not "
+                       "the %s preset's", path, file_kind ? file_kind : "(unnamed)", kind);
     if (check_arch(json_object_get(root, "arch"), m, path, err)) return err->status;
     if (get_int(root, "n_params", 0, LLONG_MAX, &n_params) || (size_t)n_params != m->n_params)
         return ld_fail(err, LD_ERR_INPUT, "%s: header: n_params is not %zu", path, m->n_params);
+#define BAD(what) ld_fail(err, LD_ERR_INPUT, "%s: header: %s", path, what)
+    if (get_int(root, "adam_t", 0, LONG_MAX, &v)) return BAD("adam_t is not a step count");
+    *adam_t = (long)v;
+    const json_t *rng = json_object_get(root, "rng");
+    uint64_t any = 0;
+    if (!json_is_array(rng) || json_array_size(rng) != 4) return BAD("rng is not 4 hex words");
+    for (size_t i = 0; i < 4; i++) {
+        if (get_hex64(json_array_get(rng, i), &rng_state->s[i]))
+            return BAD("rng is not 4 hex words");
+        any |= rng_state->s[i];
+    }
+    if (!any) return BAD("rng state is all zero (xoshiro256** would only draw zeros)");
+#undef BAD
+    return LD_OK;
+}
+
+/* a paper run's header into ck (history allocated here): see read_fields */
+static ld_status read_paper_fields(void *ctx, const json_t *root, const ld_model *m,
+                                   long *adam_t, int *n_order, size_t *n_extra,
+                                   const char *path, ld_error *err)
+{
+    ld_checkpoint *ck = ctx;
+    long long v;
+    *n_extra = 0;
+    if (read_common(root, m, "paper", adam_t, &ck->state.rng, path, err)) return err->status;
 
 #define BAD(what) ld_fail(err, LD_ERR_INPUT, "%s: header: %s", path, what)
     const json_t *train = json_object_get(root, "train"), *data = json_object_get(root, "data");
@@ -374,17 +430,7 @@ static ld_status read_header_fields(ld_checkpoint *ck, const json_t *root, const
         return BAD("epochs_done is not 0..train.epochs");
     ck->state.epochs_done = (int)v;
     ck->state.n_order = ck->n_train;
-    if (get_int(root, "adam_t", 0, LONG_MAX, &v)) return BAD("adam_t is not a step count");
-    *adam_t = (long)v;
-    const json_t *rng = json_object_get(root, "rng");
-    uint64_t any = 0;
-    if (!json_is_array(rng) || json_array_size(rng) != 4) return BAD("rng is not 4 hex words");
-    for (size_t k = 0; k < 4; k++) {
-        if (get_hex64(json_array_get(rng, k), &ck->state.rng.s[k]))
-            return BAD("rng is not 4 hex words");
-        any |= ck->state.rng.s[k];
-    }
-    if (!any) return BAD("rng state is all zero (xoshiro256** would only draw zeros)");
+    *n_order = ck->n_train;
 
     const json_t *hist = json_object_get(root, "history");
     int n = ck->state.epochs_done;
@@ -447,11 +493,18 @@ void ld_checkpoint_free(ld_checkpoint *ck)
     memset(ck, 0, sizeof *ck);
 }
 
-/* Reads the file into *buf (its *size bytes), filling ck and *adam_t from the header on
- * the way: the header is read and checked first, and the rest of the file only when
- * its length is exactly what the header and m's size say. Then the checksum. */
-static ld_status read_checked(uint8_t **buf, size_t *size, ld_checkpoint *ck, long *adam_t,
-                              const ld_model *m, FILE *f, const char *path, ld_error *err)
+/* A kind's header reader: fills its checkpoint (ctx) and *adam_t from the header and
+ * says how the data section is laid out: *n_order int32 after the model's three
+ * float arrays, then *n_extra floats. */
+typedef ld_status (*read_fields)(void *ctx, const json_t *root, const ld_model *m, long *adam_t,
+                                 int *n_order, size_t *n_extra, const char *path, ld_error *err);
+
+/* Reads the file into *buf (its *size bytes), filling ctx and *adam_t from the header
+ * on the way: the header is read and checked first, and the rest of the file only
+ * when its length is exactly what the header and m's size say. Then the checksum. */
+static ld_status read_checked(uint8_t **buf, size_t *size, read_fields fields, void *ctx,
+                              long *adam_t, int *n_order, size_t *n_extra, const ld_model *m,
+                              FILE *f, const char *path, ld_error *err)
 {
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0)
@@ -479,11 +532,13 @@ static ld_status read_checked(uint8_t **buf, size_t *size, ld_checkpoint *ck, lo
     } else if (!json_is_object(root)) {
         st = ld_fail(err, LD_ERR_INPUT, "%s: header is not a JSON object", path);
     } else {
-        st = read_header_fields(ck, root, m, adam_t, path, err);
+        st = fields(ctx, root, m, adam_t, n_order, n_extra, path, err);
     }
     json_decref(root);
-    /* n_params is the allocated model's and n_train at most MAX_COUNT: no wrapping */
-    uint64_t want = 16 + hlen + 12 * (uint64_t)m->n_params + 4 * (uint64_t)ck->n_train + 8;
+    /* n_params is the allocated model's, n_order at most MAX_COUNT and n_extra at most
+     * n_params: no wrapping */
+    uint64_t want = 16 + hlen + 12 * (uint64_t)m->n_params + 4 * (uint64_t)*n_order +
+                    4 * (uint64_t)*n_extra + 8;
     if (!st && want != fsize)
         st = ld_fail(err, LD_ERR_INPUT, "%s: the file has %" PRIu64 " bytes but its header "
                      "says %" PRIu64 " (truncated or padded)", path, fsize, want);
@@ -507,34 +562,48 @@ static ld_status read_checked(uint8_t **buf, size_t *size, ld_checkpoint *ck, lo
     return st;
 }
 
-ld_status ld_checkpoint_load(ld_checkpoint *ck, ld_model *m, const char *path, ld_error *err)
+/* Reads a checkpoint of either kind: the header through `fields` into ctx, the data
+ * section checked (check_data; the extra floats finite), then m's parameters, Adam
+ * moments and step count. *order receives the training order (owned by the caller)
+ * and extra[n_extra] the extra floats (extra allocated by the caller for at most
+ * max_extra). On failure m is unchanged and *order NULL. */
+static ld_status load_checkpoint(void *ctx, read_fields fields, ld_model *m, int **order,
+                                 float *extra, size_t max_extra, const char *path,
+                                 ld_error *err)
 {
-    memset(ck, 0, sizeof *ck);
+    *order = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return ld_fail(err, LD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t *buf = NULL;
-    size_t size = 0, np = m->n_params;
+    size_t size = 0, np = m->n_params, n_extra = 0;
     long adam_t = 0;
-    ld_status st = read_checked(&buf, &size, ck, &adam_t, m, f, path, err);
+    int n = 0;
+    ld_status st = read_checked(&buf, &size, fields, ctx, &adam_t, &n, &n_extra, m, f, path, err);
     fclose(f);
+    if (!st && n_extra > max_extra)
+        st = ld_fail(err, LD_ERR_INPUT, "%s: header: more extra values than expected", path);
     float *vals = NULL;     /* [3, np]: params, adam_m, adam_v */
     uint8_t *seen = NULL;
     if (!st) {
-        int n = ck->n_train;
         vals = ld_alloc(np, 3 * sizeof *vals, "the checkpoint values", err);
-        ck->state.order = ld_alloc((size_t)n, sizeof *ck->state.order, "the training order", err);
+        *order = ld_alloc((size_t)n, sizeof **order, "the training order", err);
         seen = ld_alloc((size_t)n, 1, "the training order", err);
-        if (!vals || !ck->state.order || !seen) {
+        if (!vals || !*order || !seen) {
             st = ld_error_prefix(err, "%s", path);
         } else {
-            const uint8_t *p = buf + size - 8 - 12 * np - 4 * (size_t)n;
+            const uint8_t *p = buf + size - 8 - 4 * n_extra - 4 * (size_t)n - 12 * np;
             floats_in(vals, p, 3 * np);
             p += 12 * np;
             for (int i = 0; i < n; i++) {   /* out of range: -1, which check_data refuses */
                 uint32_t o = get_u32le(p + 4 * (size_t)i);
-                ck->state.order[i] = o < (uint32_t)n ? (int)o : -1;
+                (*order)[i] = o < (uint32_t)n ? (int)o : -1;
             }
-            st = check_data(m, vals, vals + np, vals + 2 * np, ck->state.order, n, seen, path, err);
+            p += 4 * (size_t)n;
+            floats_in(extra, p, n_extra);
+            st = check_data(m, vals, vals + np, vals + 2 * np, *order, n, seen, path, err);
+            for (size_t i = 0; !st && i < n_extra; i++)
+                if (!isfinite(extra[i]))
+                    st = ld_fail(err, LD_ERR_INPUT, "%s: the best weights are not finite", path);
         }
     }
     if (!st) {
@@ -543,12 +612,26 @@ ld_status ld_checkpoint_load(ld_checkpoint *ck, ld_model *m, const char *path, l
         memcpy(m->adam_v, vals + 2 * np, np * sizeof *vals);
         m->adam_t = adam_t;
     } else {
-        ld_checkpoint_free(ck);
+        ld_free(*order);
+        *order = NULL;
     }
     ld_free(seen);
     ld_free(vals);
     ld_free(buf);
     return st;
+}
+
+ld_status ld_checkpoint_load(ld_checkpoint *ck, ld_model *m, const char *path, ld_error *err)
+{
+    memset(ck, 0, sizeof *ck);
+    int *order = NULL;
+    ld_status st = load_checkpoint(ck, read_paper_fields, m, &order, NULL, 0, path, err);
+    if (st) {
+        ld_checkpoint_free(ck);
+        return st;
+    }
+    ck->state.order = order;
+    return LD_OK;
 }
 
 ld_status ld_checkpoint_check(const ld_checkpoint *ck, const ld_train_config *cfg,
@@ -577,5 +660,214 @@ ld_status ld_checkpoint_check(const ld_checkpoint *ck, const ld_train_config *cf
     if (cfg->epochs < ck->state.epochs_done)
         return ld_fail(err, LD_ERR_INPUT, "%s: %d epochs are already done, more than the %d "
                        "asked for", path, ck->state.epochs_done, cfg->epochs);
+    return LD_OK;
+}
+
+/* ---- the detection preset ------------------------------------------------------- */
+
+#define SETTINGS_MAX (64 * 1024)
+
+static uint64_t fingerprint_frames(uint64_t h, const ld_frameset *fs)
+{
+    h = fnv_u32(h, (uint32_t)fs->n);
+    for (int i = 0; i < fs->n; i++) {
+        const ld_image *f = &fs->frames[i];
+        h = fnv_u32(h, (uint32_t)f->w);
+        h = fnv_u32(h, (uint32_t)f->h);
+        h = fnv(h, f->px, (size_t)f->w * (size_t)f->h * (size_t)f->c);
+        h = fnv_u32(h, (uint32_t)fs->n_boxes[i]);
+        for (int b = 0; b < fs->n_boxes[i]; b++) {
+            const ld_box *bx = &fs->boxes[i][b];
+            double v[4] = {bx->x, bx->y, bx->w, bx->h};
+            h = fnv(h, v, sizeof v);
+        }
+    }
+    return h;
+}
+
+uint64_t ld_frames_fingerprint(const ld_frameset *train, const ld_frameset *tune)
+{
+    uint64_t h = fingerprint_frames(FNV_OFFSET, train);
+    return tune ? fingerprint_frames(h, tune) : h;
+}
+
+ld_status ld_detcheckpoint_save(const char *path, const ld_model *m, int epochs,
+                                const char *settings, uint64_t fingerprint,
+                                const ld_dettrain_state *st, const ld_det_epoch *history,
+                                ld_error *err)
+{
+    if (strlen(settings) > SETTINGS_MAX)
+        return ld_fail(err, LD_ERR_USAGE, "%s: the settings string is too long", path);
+    int bad = 0;
+    json_t *root = json_object(), *arch = json_object(), *filters = json_array();
+    json_t *data = json_object(), *rng = json_array(), *best = json_object();
+    json_t *hist = json_array();
+    if (!root || !arch || !filters || !data || !rng || !best || !hist) bad = 1;
+    const ld_arch *a = &m->arch;
+    for (int k = 0; !bad && k < a->n_blocks; k++)
+        bad |= json_array_append_new(filters, json_integer(a->filters[k])) != 0;
+    for (int k = 0; !bad && k < 4; k++) bad |= json_array_append_new(rng, hex64(st->rng.s[k])) != 0;
+    for (int e = 0; !bad && e < st->epochs_done; e++) {
+        const ld_det_epoch *h = &history[e];
+        json_t *o = json_object();
+        if (!o) {
+            bad = 1;
+            break;
+        }
+        put(o, "epoch", json_integer(h->epoch), &bad);
+        put(o, "loss", real_or_null(h->loss), &bad);
+        put(o, "obj_loss", real_or_null(h->obj_loss), &bad);
+        put(o, "box_loss", real_or_null(h->box_loss), &bad);
+        put(o, "pos_per_crop", real_or_null(h->pos_per_crop), &bad);
+        put(o, "tune_ap50", real_or_null(h->val_ap50), &bad);
+        put(o, "tune_ap", real_or_null(h->val_ap), &bad);
+        put(o, "seconds", real_or_null(h->seconds), &bad);
+        bad |= json_array_append_new(hist, o) != 0;
+    }
+    if (bad) {
+        json_decref(root);
+        json_decref(arch);
+        json_decref(filters);
+        json_decref(data);
+        json_decref(rng);
+        json_decref(best);
+        json_decref(hist);
+        return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    put_arch(arch, a, filters, &bad);
+    put(data, "n_train", json_integer(st->n_order), &bad);
+    put(data, "fingerprint", hex64(fingerprint), &bad);
+    put(best, "epoch", json_integer(st->best_epoch), &bad);
+    put(best, "tune_ap50", real_or_null(st->best_epoch > 0 ? st->best_ap50 : NAN), &bad);
+    put(best, "tune_ap", real_or_null(st->best_epoch > 0 ? st->best_ap : NAN), &bad);
+    put(root, "format", json_string(FORMAT_NAME), &bad);
+    put(root, "version", json_integer(FORMAT_VERSION), &bad);
+    put(root, "kind", json_string("detect"), &bad);
+    put(root, "arch", arch, &bad);
+    put(root, "n_params", json_integer((json_int_t)m->n_params), &bad);
+    put(root, "settings", json_string(settings), &bad);
+    put(root, "epochs", json_integer(epochs), &bad);
+    put(root, "data", data, &bad);
+    put(root, "epochs_done", json_integer(st->epochs_done), &bad);
+    put(root, "adam_t", json_integer(m->adam_t), &bad);
+    put(root, "rng", rng, &bad);
+    put(root, "best", best, &bad);
+    put(root, "history", hist, &bad);
+    if (bad) {
+        json_decref(root);
+        return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    /* no best epoch yet: its weights are the current ones, never read */
+    const float *bw = st->best_epoch > 0 ? st->best : m->params;
+    return write_checkpoint(path, root, m, st->order, (size_t)st->n_order, bw, m->n_params, err);
+}
+
+/* a detection run's header into ck (history and settings allocated here) */
+static ld_status read_detect_fields(void *ctx, const json_t *root, const ld_model *m,
+                                    long *adam_t, int *n_order, size_t *n_extra,
+                                    const char *path, ld_error *err)
+{
+    ld_detcheckpoint *ck = ctx;
+    long long v;
+    *n_extra = m->n_params;
+    if (read_common(root, m, "detect", adam_t, &ck->state.rng, path, err)) return err->status;
+#define BAD(what) ld_fail(err, LD_ERR_INPUT, "%s: header: %s", path, what)
+    const char *settings = json_string_value(json_object_get(root, "settings"));
+    if (!settings || strlen(settings) > SETTINGS_MAX) return BAD("settings is not a string");
+    if (get_int(root, "epochs", 1, MAX_EPOCHS, &v)) return BAD("epochs is not 1..1000000");
+    ck->epochs = (int)v;
+    const json_t *data = json_object_get(root, "data"), *best = json_object_get(root, "best");
+    if (!json_is_object(data) || !json_is_object(best)) return BAD("data or best is missing");
+    if (get_int(data, "n_train", 1, MAX_COUNT, &v)) return BAD("data.n_train is not a count");
+    ck->state.n_order = (int)v;
+    *n_order = ck->state.n_order;
+    if (get_hex64(json_object_get(data, "fingerprint"), &ck->fingerprint))
+        return BAD("data.fingerprint is not 16 hex digits");
+    if (get_int(root, "epochs_done", 0, ck->epochs, &v)) return BAD("epochs_done is not 0..epochs");
+    ck->state.epochs_done = (int)v;
+    if (get_int(best, "epoch", 0, ck->state.epochs_done, &v))
+        return BAD("best.epoch is not 0..epochs_done");
+    ck->state.best_epoch = (int)v;
+    if (get_real(json_object_get(best, "tune_ap50"), 1, &ck->state.best_ap50) ||
+        get_real(json_object_get(best, "tune_ap"), 1, &ck->state.best_ap) ||
+        (ck->state.best_epoch > 0 && (isnan(ck->state.best_ap50) || isnan(ck->state.best_ap))))
+        return BAD("best's tuning scores are not numbers");
+
+    const json_t *hist = json_object_get(root, "history");
+    int n = ck->state.epochs_done;
+    if (!json_is_array(hist) || json_array_size(hist) != (size_t)n)
+        return BAD("history does not hold one entry per epoch done");
+    ck->history = ld_zalloc((size_t)n, sizeof *ck->history, "the history", err);
+    size_t slen = strlen(settings);
+    ck->settings = ck->history ? ld_alloc(slen + 1, 1, "the settings", err) : NULL;
+    if (!ck->settings) return ld_error_prefix(err, "%s", path);
+    memcpy(ck->settings, settings, slen + 1);
+    static const char *const keys[7] = {"loss", "obj_loss", "box_loss", "pos_per_crop",
+                                        "tune_ap50", "tune_ap", "seconds"};
+    for (int e = 0; e < n; e++) {
+        const json_t *o = json_array_get(hist, (size_t)e);
+        ld_det_epoch *h = &ck->history[e];
+        double *fields[7] = {&h->loss, &h->obj_loss, &h->box_loss, &h->pos_per_crop,
+                             &h->val_ap50, &h->val_ap, &h->seconds};
+        if (!json_is_object(o) || get_int(o, "epoch", e + 1, e + 1, &v))
+            return ld_fail(err, LD_ERR_INPUT, "%s: header: history[%d] is not epoch %d", path,
+                           e, e + 1);
+        h->epoch = e + 1;
+        for (int k = 0; k < 7; k++)
+            if (get_real(json_object_get(o, keys[k]), 1, fields[k]))
+                return ld_fail(err, LD_ERR_INPUT, "%s: header: history[%d].%s is not a number",
+                               path, e, keys[k]);
+    }
+#undef BAD
+    return LD_OK;
+}
+
+void ld_detcheckpoint_free(ld_detcheckpoint *ck)
+{
+    if (!ck) return;
+    ld_free(ck->state.order);
+    ld_free(ck->state.best);
+    ld_free(ck->history);
+    ld_free(ck->settings);
+    memset(ck, 0, sizeof *ck);
+}
+
+ld_status ld_detcheckpoint_load(ld_detcheckpoint *ck, ld_model *m, const char *path,
+                                ld_error *err)
+{
+    memset(ck, 0, sizeof *ck);
+    float *best = ld_alloc(m->n_params, sizeof *best, "the best weights", err);
+    if (!best) return ld_error_prefix(err, "%s", path);
+    int *order = NULL;
+    ld_status st = load_checkpoint(ck, read_detect_fields, m, &order, best, m->n_params, path,
+                                   err);
+    ck->state.order = order;
+    ck->state.best = best;
+    if (st) ld_detcheckpoint_free(ck);
+    return st;
+}
+
+ld_status ld_detcheckpoint_check(const ld_detcheckpoint *ck, int epochs, const char *settings,
+                                 uint64_t fingerprint, const char *path, ld_error *err)
+{
+    if (strcmp(ck->settings, settings) != 0) {
+        /* name the first item ("; "-separated) that differs: "batch 8" against "batch 4" */
+        const char *x = ck->settings, *y = settings;
+        for (;;) {
+            size_t nx = strcspn(x, ";"), ny = strcspn(y, ";");
+            if (nx != ny || memcmp(x, y, nx) != 0 || !x[nx] || !y[ny])
+                return ld_fail(err, LD_ERR_INPUT, "%s: made with other options (it has \"%.*s\", "
+                               "this run \"%.*s\"): resume with the options it was made with",
+                               path, (int)(nx > 80 ? 80 : nx), x, (int)(ny > 80 ? 80 : ny), y);
+            x += nx + 1 + (x[nx + 1] == ' ');
+            y += ny + 1 + (y[ny + 1] == ' ');
+        }
+    }
+    if (ck->fingerprint != fingerprint)
+        return ld_fail(err, LD_ERR_INPUT, "%s: made on other frames: the images, labels or "
+                       "split changed", path);
+    if (epochs < ck->state.epochs_done)
+        return ld_fail(err, LD_ERR_INPUT, "%s: %d epochs are already done, more than the %d "
+                       "asked for", path, ck->state.epochs_done, epochs);
     return LD_OK;
 }

@@ -855,42 +855,68 @@ ld_status ld_dettrain(ld_model *m, const ld_frameset *train, const ld_dettrain_c
                       const ld_dettrain_eval *eval, const ld_dettrain_hooks *hooks,
                       ld_det_epoch *history, int *best_epoch, ld_error *err)
 {
+    return ld_dettrain_resume(m, train, cfg, eval, hooks, history, NULL, best_epoch, err);
+}
+
+ld_status ld_dettrain_resume(ld_model *m, const ld_frameset *train, const ld_dettrain_config *cfg,
+                             const ld_dettrain_eval *eval, const ld_dettrain_hooks *hooks,
+                             ld_det_epoch *history, const ld_dettrain_state *from,
+                             int *best_epoch, ld_error *err)
+{
     if (ld_dettrain_config_check(cfg, &m->arch, err)) return err->status;
     if (train->n < 1) return ld_fail(err, LD_ERR_INPUT, "no training frames");
+    if (from && (from->n_order != train->n || from->epochs_done < 0 ||
+                 from->epochs_done > cfg->epochs))
+        return ld_fail(err, LD_ERR_USAGE, "resume: %d frames and %d epochs done do not fit "
+                       "this run (%d frames, %d epochs)", from->n_order, from->epochs_done,
+                       train->n, cfg->epochs);
     int use_val = eval && eval->val && eval->val->n > 0 && eval->detect;
     ld_dettrainer t;
     if (ld_dettrainer_init(&t, m, cfg->batch, cfg->crop, &cfg->aug, err)) return err->status;
-    int *order = ld_alloc((size_t)train->n, sizeof(int), "training order", err);
-    float *best = order && use_val ? ld_alloc(m->n_params, sizeof(float), "best weights", err) : NULL;
-    if (!order || (use_val && !best)) {
-        ld_free(order);
+    ld_dettrain_state s = {0};
+    s.n_order = train->n;
+    s.order = ld_alloc((size_t)train->n, sizeof(int), "training order", err);
+    s.best = s.order ? ld_alloc(m->n_params, sizeof(float), "best weights", err) : NULL;
+    if (!s.order || !s.best) {
+        ld_free(s.order);
         ld_dettrainer_free(&t);
         return LD_ERR_NOMEM;
     }
-    /* focal-loss initialisation: every window starts at probability `prior` */
-    m->dense_b[0] = (float)-log((1.0 - cfg->prior) / cfg->prior);
-    ld_rng rng;
-    ld_rng_seed(&rng, cfg->seed);
-    for (int i = 0; i < train->n; i++) order[i] = i;
+    s.best_ap50 = s.best_ap = -1;
+    if (from) {
+        s.epochs_done = from->epochs_done;
+        s.rng = from->rng;
+        memcpy(s.order, from->order, (size_t)train->n * sizeof *s.order);
+        s.best_epoch = from->best_epoch;
+        if (from->best_epoch > 0) {
+            memcpy(s.best, from->best, m->n_params * sizeof *s.best);
+            s.best_ap50 = from->best_ap50;
+            s.best_ap = from->best_ap;
+        }
+    } else {
+        /* focal-loss initialisation: every window starts at probability `prior` */
+        m->dense_b[0] = (float)-log((1.0 - cfg->prior) / cfg->prior);
+        ld_rng_seed(&s.rng, cfg->seed);
+        for (int i = 0; i < train->n; i++) s.order[i] = i;
+    }
     int n_steps = (train->n + cfg->batch - 1) / cfg->batch;
-    double best_ap50 = -1, best_ap = -1;
     int every = eval && eval->eval_every > 0 ? eval->eval_every : 5;
-    if (best_epoch) *best_epoch = cfg->epochs;
     ld_status st = LD_OK;
-    for (int e = 1; e <= cfg->epochs && !st; e++) {
+    for (int e = s.epochs_done + 1; e <= cfg->epochs && !st; e++) {
         double t0 = now_seconds(), sum = 0, so = 0, sb = 0, pos = 0;
-        ld_rng_shuffle(&rng, order, train->n);
-        for (int s = 0; s < n_steps && !st; s++) {
-            int n = train->n - s * cfg->batch < cfg->batch ? train->n - s * cfg->batch : cfg->batch;
+        ld_rng_shuffle(&s.rng, s.order, train->n);
+        for (int k = 0; k < n_steps && !st; k++) {
+            int n = train->n - k * cfg->batch < cfg->batch ? train->n - k * cfg->batch : cfg->batch;
             for (int b = 0; b < n && !st; b++)
-                st = ld_dettrainer_sample(&t, b, train, order[s * cfg->batch + b], cfg, &rng, err);
+                st = ld_dettrainer_sample(&t, b, train, s.order[k * cfg->batch + b], cfg, &s.rng,
+                                          err);
             if (st) break;
             ld_det_loss_parts parts;
-            ld_dettrainer_forward(&t, n, &rng);
+            ld_dettrainer_forward(&t, n, &s.rng);
             float loss = ld_dettrainer_loss(&t, n, cfg, &parts);
             ld_dettrainer_backward(&t, n);
             /* cosine decay from lr to lr_final lr over every step of the run */
-            double progress = ((double)(e - 1) * n_steps + s) / ((double)cfg->epochs * n_steps);
+            double progress = ((double)(e - 1) * n_steps + k) / ((double)cfg->epochs * n_steps);
             ld_adam_config adam = cfg->adam;
             adam.lr = (float)(cfg->adam.lr * (cfg->lr_final + (1 - cfg->lr_final) * 0.5 *
                                                                (1 + cos(3.141592653589793 * progress))));
@@ -899,7 +925,7 @@ ld_status ld_dettrain(ld_model *m, const ld_frameset *train, const ld_dettrain_c
             so += parts.obj;
             sb += parts.box;
             pos += parts.n_pos;
-            if (hooks && hooks->on_step) hooks->on_step(hooks->user, e, s + 1, n_steps, sum / (s + 1));
+            if (hooks && hooks->on_step) hooks->on_step(hooks->user, e, k + 1, n_steps, sum / (k + 1));
         }
         if (st) break;
         ld_det_epoch *h = &history[e - 1];
@@ -915,19 +941,22 @@ ld_status ld_dettrain(ld_model *m, const ld_frameset *train, const ld_dettrain_c
             if (st) break;
             h->val_ap50 = cm.ap50;
             h->val_ap = cm.ap;
-            if (cm.ap50 > best_ap50 || (cm.ap50 == best_ap50 && cm.ap > best_ap)) {
-                best_ap50 = cm.ap50;
-                best_ap = cm.ap;
-                memcpy(best, m->params, m->n_params * sizeof *best);
-                if (best_epoch) *best_epoch = e;
+            if (cm.ap50 > s.best_ap50 || (cm.ap50 == s.best_ap50 && cm.ap > s.best_ap)) {
+                s.best_ap50 = cm.ap50;
+                s.best_ap = cm.ap;
+                memcpy(s.best, m->params, m->n_params * sizeof *s.best);
+                s.best_epoch = e;
             }
         }
         h->seconds = now_seconds() - t0;
+        s.epochs_done = e;
         if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->user, h);
+        if (hooks && hooks->on_state) st = hooks->on_state(hooks->user, &s, history, err);
     }
-    if (!st && use_val && best_ap50 >= 0) memcpy(m->params, best, m->n_params * sizeof *best);
-    ld_free(best);
-    ld_free(order);
+    if (best_epoch) *best_epoch = use_val && s.best_epoch > 0 ? s.best_epoch : cfg->epochs;
+    if (!st && use_val && s.best_epoch > 0) memcpy(m->params, s.best, m->n_params * sizeof *s.best);
+    ld_free(s.best);
+    ld_free(s.order);
     ld_dettrainer_free(&t);
     return st;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lymphdet/checkpoint.h"
+#include "lymphdet/dettrain.h"
 #include "lymphdet/labels.h"
 #include "lymphdet/model.h"
 #include "lymphdet/patches.h"
@@ -192,6 +193,58 @@ TEST_SUITE(checkpoint_python_fixture)
     ld_checkpoint_free(&back);
     ld_checkpoint_free(&ck);
     CHECK(ck.history == NULL && ck.state.order == NULL);
+    ld_model_free(&m);
+}
+
+/* the detection preset's checkpoint, also written from the documentation alone */
+TEST_SUITE(checkpoint_python_detect_fixture)
+{
+    ld_model m;
+    ld_arch a;
+    ld_error err = {0};
+    ld_arch_paper(&a);
+    snprintf(a.preset, sizeof a.preset, "tinydet");
+    a.input_size = 8;
+    a.n_blocks = 1;
+    a.filters[0] = 2;
+    a.box_head = 4;
+    CHECK_INT(ld_model_init(&m, &a, 1, &err), LD_OK);
+    CHECK_INT(m.n_params, 159);
+    ld_detcheckpoint ck;
+    ld_status st = ld_detcheckpoint_load(&ck, &m, "tests/fixtures/checkpoint/python_detect_two_epochs.ckpt", &err);
+    CHECK_MSG(st == LD_OK, "load: %s", err.msg);
+    if (st == LD_OK) {
+        CHECK_STR(ck.settings, "window 8; batch 2; seed 3");
+        CHECK_INT(ck.epochs, 4);
+        CHECK_INT(ck.state.epochs_done, 2);
+        CHECK_INT(ck.state.n_order, 5);
+        CHECK(ck.fingerprint == 0xfeedf00dULL);
+        CHECK_INT(m.adam_t, 6);
+        for (int k = 0; k < 4; k++) CHECK(ck.state.rng.s[k] == (uint64_t)k + 7);
+        CHECK(ck.state.order[0] == 4 && ck.state.order[4] == 0);
+        CHECK_INT(ck.state.best_epoch, 2);
+        CHECK(ck.state.best_ap50 == 0.25 && ck.state.best_ap == 0.125);
+        int ok = 1;
+        for (size_t i = 0; i < m.n_params; i++)
+            ok &= m.params[i] == 0.5f && m.adam_m[i] == (float)(0.01 * (double)i) &&
+                  m.adam_v[i] == 1e-4f && ck.state.best[i] == 0.25f;
+        CHECK(ok);
+        CHECK(ck.history[0].loss == 2.5 && isnan(ck.history[0].val_ap50) &&
+              ck.history[1].val_ap50 == 0.25 && ck.history[1].pos_per_crop == 1.3);
+        CHECK_INT(ld_detcheckpoint_check(&ck, 4, "window 8; batch 2; seed 3", 0xfeedf00dULL,
+                                         "x.ckpt", &err), LD_OK);
+        CHECK_INT(ld_detcheckpoint_check(&ck, 4, "window 8; batch 3; seed 3", 0xfeedf00dULL,
+                                         "x.ckpt", &err), LD_ERR_INPUT);
+        CHECK(strstr(err.msg, "(it has \"batch 2\", this run \"batch 3\")") != NULL);
+        CHECK_INT(ld_detcheckpoint_check(&ck, 4, "window 8; batch 2; seed 3", 1, "x.ckpt", &err),
+                  LD_ERR_INPUT);
+        CHECK(strstr(err.msg, "made on other frames") != NULL);
+        ld_detcheckpoint_free(&ck);
+    }
+    /* the paper preset's fixture is not a detection checkpoint, and vice versa */
+    CHECK_INT(ld_detcheckpoint_load(&ck, &m, FIXTURE, &err), LD_ERR_INPUT);
+    CHECK(strstr(err.msg, "a checkpoint of the paper preset's training, not the detect") != NULL);
+    CHECK(ck.history == NULL && ck.state.best == NULL && ck.settings == NULL);
     ld_model_free(&m);
 }
 
@@ -595,6 +648,24 @@ static int same_history_csv(const char *a, const char *b)
     return same;
 }
 
+/* Runs `lymphdet args` and kills it with SIGKILL as soon as ckpt exists (so in the
+ * middle of the epoch after the first); returns its wait status. */
+static int run_until_checkpoint(const char *args, const char *ckpt)
+{
+    pid_t pid = spawn_cli(args);
+    struct timespec nap = {0, 200000};
+    int status = 0, ended = 0;
+    for (int i = 0; i < 200000 && !exists(ckpt) && !ended; i++) {
+        nanosleep(&nap, NULL);
+        ended = waitpid(pid, &status, WNOHANG) == pid;
+    }
+    if (!ended) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    return status;
+}
+
 TEST_SUITE(checkpoint_kill_resume_cli)
 {
     const char *dir = test_tmpdir("ckpt-cli");
@@ -614,17 +685,7 @@ TEST_SUITE(checkpoint_kill_resume_cli)
 
     /* interrupted: killed as soon as the first checkpoint exists, so during epoch 2 */
     snprintf(args, sizeof args, "%s --out %s --checkpoint %s", base, resumed, ckpt);
-    pid_t pid = spawn_cli(args);
-    struct timespec nap = {0, 200000};
-    int status = 0, ended = 0;
-    for (int i = 0; i < 200000 && !exists(ckpt) && !ended; i++) {
-        nanosleep(&nap, NULL);
-        ended = waitpid(pid, &status, WNOHANG) == pid;
-    }
-    if (!ended) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
+    int status = run_until_checkpoint(args, ckpt);
     CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
               "the training run was not killed (status %d): it ended on its own", status);
     CHECK(!exists(resumed));   /* the run did not get to the end */
@@ -668,4 +729,72 @@ TEST_SUITE(checkpoint_kill_resume_cli)
     snprintf(args, sizeof args, "%s --out %s/x.safetensors --resume %s/none.ckpt", base, dir, dir);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
     CHECK(strstr(errbuf, "none.ckpt: cannot open") != NULL);
+}
+
+/* The same promise for the detection preset (the default): killed, resumed, the same
+ * model byte for byte; and its checkpoints are not taken for the paper preset's. */
+TEST_SUITE(checkpoint_detect_kill_resume_cli)
+{
+    const char *dir = test_tmpdir("ckpt-det");
+    synth_config sc = {24, 192, 2, 24, 40, 5};
+    CHECK(synth_write(dir, &sc) > 10);
+    char base[1024], args[2048], ckpt[512], full[512], resumed[512], fh[600], rh[600];
+    snprintf(base, sizeof base, "train --images %s --labels %s/labels.json --epochs 6 "
+             "--eval-every 2 --bootstrap 10 --val-fraction 0.2 --seed 9 --quiet", dir, dir);
+    snprintf(ckpt, sizeof ckpt, "%s/det.ckpt", dir);
+    snprintf(full, sizeof full, "%s/full.safetensors", dir);
+    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", dir);
+    snprintf(fh, sizeof fh, "%s.det_history.csv", full);
+    snprintf(rh, sizeof rh, "%s.det_history.csv", resumed);
+    snprintf(args, sizeof args, "%s --out %s", base, full);
+    char errbuf[2048];
+    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 0);
+
+    snprintf(args, sizeof args, "%s --out %s --checkpoint %s", base, resumed, ckpt);
+    int status = run_until_checkpoint(args, ckpt);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the training run was not killed (status %d): it ended on its own", status);
+    CHECK(!exists(resumed));
+
+    ld_model m;
+    ld_arch a;
+    ld_error err = {0};
+    ld_arch_detect(&a);
+    int done = -1;
+    if (ld_model_init(&m, &a, 1, &err) == LD_OK) {
+        ld_detcheckpoint ck;
+        if (ld_detcheckpoint_load(&ck, &m, ckpt, &err) == LD_OK) {
+            done = ck.state.epochs_done;
+            CHECK_INT(ck.epochs, 6);
+            CHECK_INT(ck.state.n_order, 14);   /* 24 images: 6 held out, 4 for tuning */
+            ld_detcheckpoint_free(&ck);
+        }
+        /* the paper preset's reader refuses it, naming the kind */
+        ld_checkpoint pk;
+        CHECK_INT(ld_checkpoint_load(&pk, &m, ckpt, &err), LD_ERR_INPUT);
+        CHECK(strstr(err.msg, "a checkpoint of the detect preset's training, not the paper "
+                     "preset's") != NULL);
+        ld_model_free(&m);
+    }
+    CHECK_MSG(done >= 1 && done < 6, "checkpoint after the kill: %d epochs done (%s)", done,
+              err.msg);
+
+    char out[4096];
+    snprintf(args, sizeof args, "%s --out %s --resume %s", base, resumed, ckpt);
+    CHECK_INT(test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf), 0);
+    char expect[128];
+    snprintf(expect, sizeof expect, "resuming from %s: %d of 6 epochs done", ckpt, done);
+    CHECK_MSG(strstr(out, expect) != NULL, "stdout lacks \"%s\"", expect);
+    CHECK_MSG(same_files(full, resumed), "detect: resumed model differs from the uninterrupted one");
+    CHECK_MSG(same_history_csv(fh, rh), "detect: resumed history differs (seconds aside)");
+    fprintf(stderr, "  detection preset: SIGKILL after %d of 6 epochs, resumed: model "
+            "byte-identical, history identical but for the timings\n", done);
+
+    snprintf(args, sizeof args, "%s --out %s/x.safetensors --resume %s --batch 4", base, dir, ckpt);
+    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
+    CHECK(strstr(errbuf, "made with other options (it has \"batch 8\", this run \"batch 4\")"));
+    snprintf(args, sizeof args, "train --preset paper --images %s --labels %s/labels.json "
+             "--out %s/x.safetensors --resume %s", dir, dir, dir, ckpt);
+    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
+    CHECK(strstr(errbuf, "a checkpoint of the detect preset's training") != NULL);
 }

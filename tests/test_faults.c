@@ -19,6 +19,7 @@
 #include "lymphdet/checkpoint.h"
 #include "lymphdet/detect.h"
 #include "lymphdet/detections.h"
+#include "lymphdet/dettrain.h"
 #include "lymphdet/image.h"
 #include "lymphdet/labels.h"
 #include "lymphdet/model.h"
@@ -363,4 +364,81 @@ TEST_SUITE(faults_train)
     CHECK(n >= 20);
     CHECK_MSG(!dir_has_temp(c.dir), "temporary files left in %s", c.dir);
     leak_check("faults_train");
+}
+
+/* the checkpoint hook of detect_train_setup: where to save, and the model */
+typedef struct {
+    const char *path;
+    const ld_model *m;
+} det_save;
+
+static ld_status save_det_checkpoint(void *user, const ld_dettrain_state *st,
+                                     const ld_det_epoch *history, ld_error *err)
+{
+    const det_save *s = user;
+    return ld_detcheckpoint_save(s->path, s->m, 2, "faults", 1, st, history, err);
+}
+
+/* labels -> frames -> the detection preset's model -> two epochs (a tuning evaluation,
+ * a checkpoint after each) -> the checkpoint read back */
+static ld_status detect_train_setup(void *ctx, ld_error *err)
+{
+    const train_case *c = ctx;
+    char path[512];
+    snprintf(path, sizeof path, "%s/labels.json", c->dir);
+    ld_labels l;
+    ld_frameset fs = {0};
+    ld_model m;
+    ld_status st = ld_labels_load(&l, path, NULL, err);
+    if (st) return st;
+    if ((st = ld_frameset_load(&fs, &l, c->dir, NULL, 0, 0, err))) {
+        ld_labels_free(&l);
+        return st;
+    }
+    ld_arch arch;
+    ld_arch_detect(&arch);
+    arch.input_size = 32;
+    arch.n_blocks = 2;      /* 32 -> 30 -> 15 -> 13 -> 6: windows every 4 px */
+    ld_dettrain_config tc;
+    ld_dettrain_config_default(&tc);
+    tc.epochs = 2;
+    tc.batch = 2;
+    tc.crop = 48;
+    ld_detect_config dc;
+    ld_detect_config_default(&dc);
+    dc.stride = 4;
+    dc.threshold = 0.05;
+    ld_dettrain_eval ev = {&fs, &dc, 1};
+    ld_det_epoch hist[2];
+    remove(c->ckpt);
+    if (!(st = ld_model_init(&m, &arch, 1, err))) {
+        ld_model_init_weights(&m, 3);
+        det_save save = {c->ckpt, &m};
+        ld_dettrain_hooks hooks = {NULL, NULL, save_det_checkpoint, &save};
+        st = ld_dettrain(&m, &fs, &tc, &ev, &hooks, hist, NULL, err);
+        if (!st) {
+            ld_detcheckpoint ck;
+            if (!(st = ld_detcheckpoint_load(&ck, &m, c->ckpt, err))) {
+                CHECK_INT(ck.state.epochs_done, 2);
+                ld_detcheckpoint_free(&ck);
+            }
+        }
+        ld_model_free(&m);
+    }
+    ld_frameset_free(&fs);
+    ld_labels_free(&l);
+    return st;
+}
+
+TEST_SUITE(faults_train_detect)
+{
+    train_case c;
+    c.dir = test_tmpdir("faults-detect");
+    snprintf(c.ckpt, sizeof c.ckpt, "%s/det.ckpt", c.dir);
+    synth_config sc = {4, 64, 2, 6, 12, 23};
+    CHECK(synth_write(c.dir, &sc) > 0);
+    long n = fault_loop("detection training + checkpoint", detect_train_setup, &c);
+    CHECK(n >= 20);
+    CHECK_MSG(!dir_has_temp(c.dir), "temporary files left in %s", c.dir);
+    leak_check("faults_train_detect");
 }

@@ -20,6 +20,13 @@
  *   8 bytes   FNV-1a 64 of every byte before it
  * The file ends exactly there. The checksum makes a checkpoint damaged after it was
  * written refused, not half-trusted.
+ *
+ * The detection preset's training (dettrain.h) has checkpoints of the same layout,
+ * with "kind": "detect" in the header (a paper checkpoint has no kind, or "paper"),
+ * its settings as one string (what the run was asked to do, compared whole on
+ * resuming), a fingerprint of its frames, the best epoch so far and its tuning
+ * scores, the detection history; and after the order, the best epoch's weights:
+ * float32 [n_params]. Each loader refuses the other kind's files.
  * Writing goes through a temporary file and rename (outfile.h): a kill while writing
  * leaves the previous checkpoint whole. */
 #ifndef LYMPHDET_CHECKPOINT_H
@@ -29,6 +36,7 @@
 #include "lymphdet/error.h"
 #include "lymphdet/model.h"
 #include "lymphdet/patches.h"
+#include "lymphdet/dettrain.h"
 #include "lymphdet/train.h"
 
 typedef struct {
@@ -67,5 +75,35 @@ void      ld_checkpoint_free(ld_checkpoint *ck);
 ld_status ld_checkpoint_check(const ld_checkpoint *ck, const ld_train_config *cfg,
                               const ld_patchset *train, const ld_patchset *val,
                               const char *path, ld_error *err);
+
+/* ---- the detection preset ---------------------------------------------------- */
+
+typedef struct {
+    ld_dettrain_state state;    /* epochs_done, rng, order, best (all owned) */
+    ld_det_epoch *history;      /* [state.epochs_done] (owned) */
+    int epochs;                 /* the epochs the run planned */
+    char *settings;             /* the run's settings string (owned) */
+    uint64_t fingerprint;       /* ld_frames_fingerprint of the run's frames */
+} ld_detcheckpoint;
+
+/* FNV-1a 64 over the training then the tuning frames (tune may be NULL): every
+ * frame's size, pixels and boxes. */
+uint64_t ld_frames_fingerprint(const ld_frameset *train, const ld_frameset *tune);
+
+/* Writes a checkpoint of m after st->epochs_done of `epochs` epochs; settings is any
+ * string (at most 64 KiB) that identifies what the run was asked to do. */
+ld_status ld_detcheckpoint_save(const char *path, const ld_model *m, int epochs,
+                                const char *settings, uint64_t fingerprint,
+                                const ld_dettrain_state *st, const ld_det_epoch *history,
+                                ld_error *err);
+/* Reads a detection checkpoint into ck and m, validated as ld_checkpoint_load does
+ * (and the best weights finite); on failure m is unchanged and ck empty. */
+ld_status ld_detcheckpoint_load(ld_detcheckpoint *ck, ld_model *m, const char *path,
+                                ld_error *err);
+void      ld_detcheckpoint_free(ld_detcheckpoint *ck);
+/* Whether ck continues a run with these settings on these frames for `epochs`
+ * epochs (at least those done). `path` names the checkpoint in messages. */
+ld_status ld_detcheckpoint_check(const ld_detcheckpoint *ck, int epochs, const char *settings,
+                                 uint64_t fingerprint, const char *path, ld_error *err);
 
 #endif

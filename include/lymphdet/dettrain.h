@@ -227,9 +227,27 @@ typedef struct {
     double seconds;
 } ld_det_epoch;
 
+/* Where a run stands between two epochs: with the model's weights and Adam state
+ * (held by the ld_model), this is all that training carries from one epoch to the
+ * next, so continuing from it gives bit for bit what an uninterrupted run gives
+ * (checkpoint.h saves and loads it). */
+typedef struct {
+    int epochs_done;            /* history[0..epochs_done) are filled */
+    ld_rng rng;                 /* crops, augmentation and shuffles after those epochs */
+    int *order;                 /* [n_order] the training order, reshuffled in place each epoch */
+    int n_order;                /* the number of training frames */
+    float *best;                /* [n_params] the weights of the best epoch so far */
+    int best_epoch;             /* 0: no epoch evaluated yet (best is unused) */
+    double best_ap50, best_ap;  /* its tuning scores */
+} ld_dettrain_state;
+
 typedef struct {
     void (*on_step)(void *user, int epoch, int step, int n_steps, double loss);
     void (*on_epoch)(void *user, const ld_det_epoch *e);
+    /* after every epoch (after on_epoch), e.g. to write a checkpoint; an error ends
+     * training with it. NULL: none. */
+    ld_status (*on_state)(void *user, const ld_dettrain_state *st, const ld_det_epoch *history,
+                          ld_error *err);
     void *user;
 } ld_dettrain_hooks;
 
@@ -248,6 +266,15 @@ typedef struct {
 ld_status ld_dettrain(ld_model *m, const ld_frameset *train, const ld_dettrain_config *cfg,
                       const ld_dettrain_eval *eval, const ld_dettrain_hooks *hooks,
                       ld_det_epoch *history, int *best_epoch, ld_error *err);
+/* The same, continuing from `from` (NULL: from the start, as ld_dettrain): m holds
+ * the weights and Adam state after from->epochs_done epochs (the dense bias is then
+ * not reset) and history[0..epochs_done) their figures (ld_detcheckpoint_load gives
+ * all three); epochs epochs_done+1 .. cfg->epochs are run. from->n_order must be
+ * train->n. */
+ld_status ld_dettrain_resume(ld_model *m, const ld_frameset *train, const ld_dettrain_config *cfg,
+                             const ld_dettrain_eval *eval, const ld_dettrain_hooks *hooks,
+                             ld_det_epoch *history, const ld_dettrain_state *from,
+                             int *best_epoch, ld_error *err);
 
 /* ---- evaluation and tuning --------------------------------------------------- */
 
