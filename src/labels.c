@@ -194,6 +194,23 @@ void ld_lower(char *s)
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
+/* appends the category `lower` (taken over, freed on failure) */
+static ld_status append_category(int *index, ld_labels *labels, char *lower, ld_error *err)
+{
+    char **c = labels->n_categories < LD_LABELS_MAX_CATEGORIES
+                   ? grow(labels->categories, labels->n_categories, sizeof *c, "categories", err)
+                   : (ld_fail(err, LD_ERR_INPUT, "more than %d categories",
+                              LD_LABELS_MAX_CATEGORIES), NULL);
+    if (!c) {
+        ld_free(lower);
+        return err->status;
+    }
+    labels->categories = c;
+    c[labels->n_categories] = lower;
+    *index = labels->n_categories++;
+    return LD_OK;
+}
+
 ld_status ld_labels_category(int *index, ld_labels *labels, const char *name, ld_error *err)
 {
     char *lower = ld_strdup(name && *name ? name : "uncategorized", err);
@@ -206,15 +223,15 @@ ld_status ld_labels_category(int *index, ld_labels *labels, const char *name, ld
             return LD_OK;
         }
     }
-    char **c = grow(labels->categories, labels->n_categories, sizeof *c, "categories", err);
-    if (!c) {
-        ld_free(lower);
-        return err->status;
-    }
-    labels->categories = c;
-    c[labels->n_categories] = lower;
-    *index = labels->n_categories++;
-    return LD_OK;
+    return append_category(index, labels, lower, err);
+}
+
+ld_status ld_labels_new_category(int *index, ld_labels *labels, const char *name, ld_error *err)
+{
+    char *lower = ld_strdup(name, err);
+    if (!lower) return err->status;
+    ld_lower(lower);
+    return append_category(index, labels, lower, err);
 }
 
 ld_status ld_labels_warn(ld_labels *labels, ld_error *err, const char *fmt, ...)

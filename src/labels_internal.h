@@ -15,6 +15,11 @@
 #define LD_LABELS_MAX_ITEMS   10000000        /* images, annotations, objects, lines */
 #define LD_LABELS_MAX_SIDE    100000          /* an image side in pixels */
 #define LD_LABELS_MAX_FILE    (1L << 30)      /* bytes of one label file */
+/* categories (class names): far above any detection data set's (LVIS has 1,203), low
+ * enough that finding a name by a linear search stays cheap (found by fuzzing: a
+ * YOLO class number of 69635 with no class names made 69,636 categories, one search
+ * over all before each, minutes of work) */
+#define LD_LABELS_MAX_CATEGORIES 10000
 
 /* Appends an image (copies file_name); its index is labels->n_images - 1 after. */
 ld_status ld_labels_add_image(ld_labels *labels, int64_t id, const char *file_name,
@@ -25,8 +30,10 @@ ld_status ld_labels_add_field(ld_label_image *img, const char *key, const char *
 /* Appends a box (already validated with ld_box_fit). */
 ld_status ld_labels_add_box(ld_label_image *img, const ld_box *box, ld_error *err);
 /* Index of the category called `name` once lower-cased (NULL or "" means
- * "uncategorized"), added when new. */
+ * "uncategorized"), added when new (LD_ERR_INPUT beyond LD_LABELS_MAX_CATEGORIES). */
 ld_status ld_labels_category(int *index, ld_labels *labels, const char *name, ld_error *err);
+/* The same for a name known to be new (no search): YOLO's class numbers. */
+ld_status ld_labels_new_category(int *index, ld_labels *labels, const char *name, ld_error *err);
 /* Appends a printf-formatted warning. */
 ld_status ld_labels_warn(ld_labels *labels, ld_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -28,7 +28,7 @@
 #include "labels_internal.h"
 #include "lymphdet/image.h"
 
-#define MAX_CLASSES 100000
+#define MAX_CLASSES LD_LABELS_MAX_CATEGORIES
 
 typedef struct {
     char **names;        /* [n] */
@@ -311,7 +311,8 @@ static ld_status class_category(int *category, ld_labels *labels, const class_na
         char name[32];
         int index;
         snprintf(name, sizeof name, "%ld", j);
-        if (ld_labels_category(&index, labels, name, err) != LD_OK) return err->status;
+        /* without class names the categories are exactly "0" .. "n-1": j is new */
+        if (ld_labels_new_category(&index, labels, name, err) != LD_OK) return err->status;
     }
     *category = (int)k;
     return LD_OK;
@@ -347,9 +348,9 @@ static ld_status read_label_file(ld_labels *labels, int image, const char *path,
         }
         long k;
         double v[4];
-        if (ld_parse_int(tok[0], 0, MAX_CLASSES, &k) != 0) {
-            st = ld_fail(err, LD_ERR_INPUT, "%s:%d: class '%s' is not a class number", path,
-                         line_no, tok[0]);
+        if (ld_parse_int(tok[0], 0, MAX_CLASSES - 1, &k) != 0) {
+            st = ld_fail(err, LD_ERR_INPUT, "%s:%d: class '%s' is not a class number (0..%d)",
+                         path, line_no, tok[0], MAX_CLASSES - 1);
             break;
         }
         for (int j = 0; j < 4 && st == LD_OK; j++)

@@ -380,6 +380,39 @@ TEST_SUITE(labels_yolo_errors)
     CHECK(strstr(err.msg, "need the images folder") != NULL);
 }
 
+/* Without class names a class number makes the categories "0" .. "k": up to the
+ * category limit, fast (each is known to be new), and beyond it an error. */
+TEST_SUITE(labels_yolo_many_classes)
+{
+    static const struct { const char *line; int ok; } cases[] = {
+        {"9999 0.5 0.5 0.2 0.2\n", 1}, {"10000 0.5 0.5 0.2 0.2\n", 0}, {"69635 0.5 0.5 0.2 0.2\n", 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *dir = test_tmpdir("yolo-classes");
+        char path[512];
+        snprintf(path, sizeof path, "%s/a.txt", dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fputs(cases[c].line, f);
+            fclose(f);
+        }
+        ld_labels l;
+        ld_error err = {0};
+        ld_status st = load(&l, dir, LD_LABELS_YOLO, FIX "images", 0, &err);
+        if (cases[c].ok) {
+            CHECK_MSG(st == LD_OK, "%s: %s", cases[c].line, err.msg);
+            if (st == LD_OK) {
+                CHECK_INT(l.n_categories, 10000);
+                CHECK_STR(l.categories[9999], "9999");
+                ld_labels_free(&l);
+            }
+        } else {
+            CHECK_INT(st, LD_ERR_INPUT);
+            CHECK(strstr(err.msg, "a.txt:1: class '") && strstr(err.msg, "is not a class number (0..9999)"));
+        }
+    }
+}
+
 /* data.yaml forms and malformed variants, written to a temporary folder */
 static const char *yaml_case(const char *yaml, ld_labels *l, ld_error *err, ld_status *st)
 {
