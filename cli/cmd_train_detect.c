@@ -490,6 +490,7 @@ int cmd_train_detect(int argc, char **argv)
      * window above 0.05); the settings themselves are tuned afterwards */
     ld_detect_config sel;
     ld_detect_config_default(&sel);
+    sel.merge = LD_MERGE_NMS;
     sel.stride = 1 << arch.n_blocks;
     sel.threshold = 0.05;
     sel.nms_iou = 0.5;
