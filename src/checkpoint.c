@@ -135,20 +135,56 @@ static void put(json_t *obj, const char *key, json_t *v, int *bad)
     *bad |= json_object_set_new(obj, key, v) != 0;
 }
 
-/* arch <- the architecture (filters: its filter list, taken over) */
-static void put_arch(json_t *arch, const ld_arch *a, json_t *filters, int *bad)
+/* obj[key] <- a new object or array (NULL, and *bad set, when out of memory) */
+static json_t *put_new(json_t *obj, const char *key, json_t *v, int *bad)
 {
-    put(arch, "preset", json_string(a->preset), bad);
-    put(arch, "input_size", json_integer(a->input_size), bad);
-    put(arch, "in_channels", json_integer(a->in_channels), bad);
-    put(arch, "filters", filters, bad);
-    put(arch, "dropout", json_real(a->dropout), bad);
-    put(arch, "bn_epsilon", json_real(a->bn_eps), bad);
-    put(arch, "bn_momentum", json_real(a->bn_momentum), bad);
-    if (a->box_head) {   /* the detection preset's; absent means 0 */
-        put(arch, "box_head", json_integer(a->box_head), bad);
-        put(arch, "anchor", json_integer(a->anchor), bad);
+    put(obj, key, v, bad);
+    return *bad ? NULL : v;
+}
+
+/* A new header: format, version, kind (NULL: none, as the paper preset's), the
+ * architecture, n_params. Every later part is attached as it is made, so one
+ * json_decref of the root frees everything whatever failed. */
+static json_t *header_begin(const ld_model *m, const char *kind, int *bad)
+{
+    json_t *root = json_object();
+    if (!root) {
+        *bad = 1;
+        return NULL;
     }
+    const ld_arch *a = &m->arch;
+    put(root, "format", json_string(FORMAT_NAME), bad);
+    put(root, "version", json_integer(FORMAT_VERSION), bad);
+    if (kind) put(root, "kind", json_string(kind), bad);
+    json_t *arch = put_new(root, "arch", json_object(), bad);
+    if (arch) {
+        put(arch, "preset", json_string(a->preset), bad);
+        put(arch, "input_size", json_integer(a->input_size), bad);
+        put(arch, "in_channels", json_integer(a->in_channels), bad);
+        json_t *filters = put_new(arch, "filters", json_array(), bad);
+        for (int k = 0; filters && !*bad && k < a->n_blocks; k++)
+            *bad |= json_array_append_new(filters, json_integer(a->filters[k])) != 0;
+        put(arch, "dropout", json_real(a->dropout), bad);
+        put(arch, "bn_epsilon", json_real(a->bn_eps), bad);
+        put(arch, "bn_momentum", json_real(a->bn_momentum), bad);
+        if (a->box_head) {   /* the detection preset's; absent means 0 */
+            put(arch, "box_head", json_integer(a->box_head), bad);
+            put(arch, "anchor", json_integer(a->anchor), bad);
+        }
+    }
+    put(root, "n_params", json_integer((json_int_t)m->n_params), bad);
+    return root;
+}
+
+/* root <- epochs_done, adam_t, rng: where the run stands */
+static void header_position(json_t *root, const ld_model *m, int epochs_done, const ld_rng *r,
+                            int *bad)
+{
+    put(root, "epochs_done", json_integer(epochs_done), bad);
+    put(root, "adam_t", json_integer(m->adam_t), bad);
+    json_t *rng = put_new(root, "rng", json_array(), bad);
+    for (int k = 0; rng && !*bad && k < 4; k++)
+        *bad |= json_array_append_new(rng, hex64(r->s[k])) != 0;
 }
 
 static json_t *build_header(const ld_model *m, const ld_train_config *cfg,
@@ -156,60 +192,37 @@ static json_t *build_header(const ld_model *m, const ld_train_config *cfg,
                             uint64_t fingerprint, int n_val)
 {
     int bad = 0;
-    json_t *root = json_object(), *arch = json_object(), *filters = json_array();
-    json_t *train = json_object(), *data = json_object(), *rng = json_array();
-    json_t *hist = json_array();
-    if (!root || !arch || !filters || !train || !data || !rng || !hist) bad = 1;
-    const ld_arch *a = &m->arch;
-    for (int k = 0; !bad && k < a->n_blocks; k++)
-        bad |= json_array_append_new(filters, json_integer(a->filters[k])) != 0;
-    for (int k = 0; !bad && k < 4; k++) bad |= json_array_append_new(rng, hex64(st->rng.s[k])) != 0;
-    for (int e = 0; !bad && e < st->epochs_done; e++) {
+    json_t *root = header_begin(m, NULL, &bad);
+    json_t *train = root ? put_new(root, "train", json_object(), &bad) : NULL;
+    if (train) {
+        put(train, "epochs", json_integer(cfg->epochs), &bad);
+        put(train, "batch", json_integer(cfg->batch), &bad);
+        put(train, "lr", json_real(cfg->adam.lr), &bad);
+        put(train, "beta1", json_real(cfg->adam.beta1), &bad);
+        put(train, "beta2", json_real(cfg->adam.beta2), &bad);
+        put(train, "eps", json_real(cfg->adam.eps), &bad);
+        put(train, "seed", hex64(cfg->seed), &bad);
+    }
+    json_t *data = root ? put_new(root, "data", json_object(), &bad) : NULL;
+    if (data) {
+        put(data, "n_train", json_integer(st->n_order), &bad);
+        put(data, "n_val", json_integer(n_val), &bad);
+        put(data, "fingerprint", hex64(fingerprint), &bad);
+    }
+    if (root) header_position(root, m, st->epochs_done, &st->rng, &bad);
+    json_t *hist = root ? put_new(root, "history", json_array(), &bad) : NULL;
+    for (int e = 0; hist && !bad && e < st->epochs_done; e++) {
         const ld_epoch_stats *h = &history[e];
         json_t *o = json_object();
-        if (!o) {
-            bad = 1;
-            break;
-        }
+        bad |= json_array_append_new(hist, o) != 0;   /* NULL o: -1 */
+        if (bad) break;
         put(o, "epoch", json_integer(h->epoch), &bad);
         put(o, "train_loss", real_or_null(h->train_loss), &bad);
         put(o, "train_acc", real_or_null(h->train_acc), &bad);
         put(o, "val_loss", real_or_null(h->val_loss), &bad);
         put(o, "val_acc", real_or_null(h->val_acc), &bad);
         put(o, "seconds", real_or_null(h->seconds), &bad);
-        bad |= json_array_append_new(hist, o) != 0;
     }
-    if (bad) {
-        json_decref(root);
-        json_decref(arch);
-        json_decref(filters);
-        json_decref(train);
-        json_decref(data);
-        json_decref(rng);
-        json_decref(hist);
-        return NULL;
-    }
-    put_arch(arch, a, filters, &bad);
-    put(train, "epochs", json_integer(cfg->epochs), &bad);
-    put(train, "batch", json_integer(cfg->batch), &bad);
-    put(train, "lr", json_real(cfg->adam.lr), &bad);
-    put(train, "beta1", json_real(cfg->adam.beta1), &bad);
-    put(train, "beta2", json_real(cfg->adam.beta2), &bad);
-    put(train, "eps", json_real(cfg->adam.eps), &bad);
-    put(train, "seed", hex64(cfg->seed), &bad);
-    put(data, "n_train", json_integer(st->n_order), &bad);
-    put(data, "n_val", json_integer(n_val), &bad);
-    put(data, "fingerprint", hex64(fingerprint), &bad);
-    put(root, "format", json_string(FORMAT_NAME), &bad);
-    put(root, "version", json_integer(FORMAT_VERSION), &bad);
-    put(root, "arch", arch, &bad);
-    put(root, "n_params", json_integer((json_int_t)m->n_params), &bad);
-    put(root, "train", train, &bad);
-    put(root, "data", data, &bad);
-    put(root, "epochs_done", json_integer(st->epochs_done), &bad);
-    put(root, "adam_t", json_integer(m->adam_t), &bad);
-    put(root, "rng", rng, &bad);
-    put(root, "history", hist, &bad);
     if (bad) {
         json_decref(root);
         return NULL;
@@ -699,21 +712,29 @@ ld_status ld_detcheckpoint_save(const char *path, const ld_model *m, int epochs,
     if (strlen(settings) > SETTINGS_MAX)
         return ld_fail(err, LD_ERR_USAGE, "%s: the settings string is too long", path);
     int bad = 0;
-    json_t *root = json_object(), *arch = json_object(), *filters = json_array();
-    json_t *data = json_object(), *rng = json_array(), *best = json_object();
-    json_t *hist = json_array();
-    if (!root || !arch || !filters || !data || !rng || !best || !hist) bad = 1;
-    const ld_arch *a = &m->arch;
-    for (int k = 0; !bad && k < a->n_blocks; k++)
-        bad |= json_array_append_new(filters, json_integer(a->filters[k])) != 0;
-    for (int k = 0; !bad && k < 4; k++) bad |= json_array_append_new(rng, hex64(st->rng.s[k])) != 0;
-    for (int e = 0; !bad && e < st->epochs_done; e++) {
+    json_t *root = header_begin(m, "detect", &bad);
+    if (root) {
+        put(root, "settings", json_string(settings), &bad);
+        put(root, "epochs", json_integer(epochs), &bad);
+    }
+    json_t *data = root ? put_new(root, "data", json_object(), &bad) : NULL;
+    if (data) {
+        put(data, "n_train", json_integer(st->n_order), &bad);
+        put(data, "fingerprint", hex64(fingerprint), &bad);
+    }
+    if (root) header_position(root, m, st->epochs_done, &st->rng, &bad);
+    json_t *best = root ? put_new(root, "best", json_object(), &bad) : NULL;
+    if (best) {
+        put(best, "epoch", json_integer(st->best_epoch), &bad);
+        put(best, "tune_ap50", real_or_null(st->best_epoch > 0 ? st->best_ap50 : NAN), &bad);
+        put(best, "tune_ap", real_or_null(st->best_epoch > 0 ? st->best_ap : NAN), &bad);
+    }
+    json_t *hist = root ? put_new(root, "history", json_array(), &bad) : NULL;
+    for (int e = 0; hist && !bad && e < st->epochs_done; e++) {
         const ld_det_epoch *h = &history[e];
         json_t *o = json_object();
-        if (!o) {
-            bad = 1;
-            break;
-        }
+        bad |= json_array_append_new(hist, o) != 0;   /* NULL o: -1 */
+        if (bad) break;
         put(o, "epoch", json_integer(h->epoch), &bad);
         put(o, "loss", real_or_null(h->loss), &bad);
         put(o, "obj_loss", real_or_null(h->obj_loss), &bad);
@@ -722,37 +743,7 @@ ld_status ld_detcheckpoint_save(const char *path, const ld_model *m, int epochs,
         put(o, "tune_ap50", real_or_null(h->val_ap50), &bad);
         put(o, "tune_ap", real_or_null(h->val_ap), &bad);
         put(o, "seconds", real_or_null(h->seconds), &bad);
-        bad |= json_array_append_new(hist, o) != 0;
     }
-    if (bad) {
-        json_decref(root);
-        json_decref(arch);
-        json_decref(filters);
-        json_decref(data);
-        json_decref(rng);
-        json_decref(best);
-        json_decref(hist);
-        return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
-    }
-    put_arch(arch, a, filters, &bad);
-    put(data, "n_train", json_integer(st->n_order), &bad);
-    put(data, "fingerprint", hex64(fingerprint), &bad);
-    put(best, "epoch", json_integer(st->best_epoch), &bad);
-    put(best, "tune_ap50", real_or_null(st->best_epoch > 0 ? st->best_ap50 : NAN), &bad);
-    put(best, "tune_ap", real_or_null(st->best_epoch > 0 ? st->best_ap : NAN), &bad);
-    put(root, "format", json_string(FORMAT_NAME), &bad);
-    put(root, "version", json_integer(FORMAT_VERSION), &bad);
-    put(root, "kind", json_string("detect"), &bad);
-    put(root, "arch", arch, &bad);
-    put(root, "n_params", json_integer((json_int_t)m->n_params), &bad);
-    put(root, "settings", json_string(settings), &bad);
-    put(root, "epochs", json_integer(epochs), &bad);
-    put(root, "data", data, &bad);
-    put(root, "epochs_done", json_integer(st->epochs_done), &bad);
-    put(root, "adam_t", json_integer(m->adam_t), &bad);
-    put(root, "rng", rng, &bad);
-    put(root, "best", best, &bad);
-    put(root, "history", hist, &bad);
     if (bad) {
         json_decref(root);
         return ld_fail(err, LD_ERR_NOMEM, "%s: out of memory building the header", path);
