@@ -666,30 +666,11 @@ static int run_until_checkpoint(const char *args, const char *ckpt)
     return status;
 }
 
-TEST_SUITE(checkpoint_kill_resume_cli)
+/* epochs done by the checkpoint at path, -1 when it does not load */
+typedef int (*epochs_done_fn)(const char *path, char *why, size_t why_size);
+
+static int paper_epochs_done(const char *path, char *why, size_t why_size)
 {
-    const char *dir = test_tmpdir("ckpt-cli");
-    synth_config sc = {40, 140, 2, 8, 18, 11};
-    CHECK(synth_write(dir, &sc) > 10);
-    char base[1024], args[2048], ckpt[512], full[512], resumed[512], fh[600], rh[600];
-    snprintf(base, sizeof base, "train --preset paper --images %s --labels %s/labels.json --patch 44 --margin 4 "
-             "--epochs 12 --lr 0.003 --seed 9 --quiet", dir, dir);
-    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", dir);
-    snprintf(full, sizeof full, "%s/full.safetensors", dir);
-    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", dir);
-    snprintf(fh, sizeof fh, "%s.history.csv", full);
-    snprintf(rh, sizeof rh, "%s.history.csv", resumed);
-    snprintf(args, sizeof args, "%s --out %s", base, full);
-    char errbuf[2048];
-    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 0);
-
-    /* interrupted: killed as soon as the first checkpoint exists, so during epoch 2 */
-    snprintf(args, sizeof args, "%s --out %s --checkpoint %s", base, resumed, ckpt);
-    int status = run_until_checkpoint(args, ckpt);
-    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-              "the training run was not killed (status %d): it ended on its own", status);
-    CHECK(!exists(resumed));   /* the run did not get to the end */
-
     ld_model m;
     ld_arch a;
     ld_error err = {0};
@@ -698,25 +679,92 @@ TEST_SUITE(checkpoint_kill_resume_cli)
     int done = -1;
     if (ld_model_init(&m, &a, 5, &err) == LD_OK) {
         ld_checkpoint ck;
-        if (ld_checkpoint_load(&ck, &m, ckpt, &err) == LD_OK) {
+        if (ld_checkpoint_load(&ck, &m, path, &err) == LD_OK) {
             done = ck.state.epochs_done;
             ld_checkpoint_free(&ck);
         }
         ld_model_free(&m);
     }
-    CHECK_MSG(done >= 1 && done < 12, "checkpoint after the kill: %d epochs done (%s)", done,
-              err.msg);
+    snprintf(why, why_size, "%s", err.msg);
+    return done;
+}
 
-    char out[4096];
+static int detect_epochs_done(const char *path, char *why, size_t why_size)
+{
+    ld_model m;
+    ld_arch a;
+    ld_error err = {0};
+    ld_arch_detect(&a);
+    int done = -1;
+    if (ld_model_init(&m, &a, 1, &err) == LD_OK) {
+        ld_detcheckpoint ck;
+        if (ld_detcheckpoint_load(&ck, &m, path, &err) == LD_OK) {
+            done = ck.state.epochs_done;
+            CHECK_INT(ck.epochs, 6);
+            CHECK_INT(ck.state.n_order, 14);   /* 24 images: 6 held out, 4 for tuning */
+            ld_detcheckpoint_free(&ck);
+        }
+        /* the paper preset's reader refuses it, naming the kind */
+        ld_checkpoint pk;
+        CHECK_INT(ld_checkpoint_load(&pk, &m, path, &err), LD_ERR_INPUT);
+        CHECK(strstr(err.msg, "a checkpoint of the detect preset's training, not the paper "
+                     "preset's") != NULL);
+        ld_model_free(&m);
+    }
+    snprintf(why, why_size, "%s", err.msg);
+    return done;
+}
+
+/* The promise end to end, for the CLI command `base` (training `epochs` epochs in
+ * dir, writing MODEL and MODEL<history>): one run whole, one killed with SIGKILL
+ * after its first checkpoint and resumed; the two models must be the same bytes and
+ * the histories the same but for the timings. Returns the checkpoint path in ckpt. */
+static void kill_and_resume(const char *what, const char *dir, const char *base, int epochs,
+                            const char *history, epochs_done_fn done_of, char *ckpt,
+                            size_t ckpt_size)
+{
+    char args[2048], full[512], resumed[512], fh[600], rh[600], errbuf[2048];
+    snprintf(ckpt, ckpt_size, "%s/run.ckpt", dir);
+    snprintf(full, sizeof full, "%s/full.safetensors", dir);
+    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", dir);
+    snprintf(fh, sizeof fh, "%s%s", full, history);
+    snprintf(rh, sizeof rh, "%s%s", resumed, history);
+    snprintf(args, sizeof args, "%s --out %s", base, full);
+    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 0);
+
+    /* interrupted: killed as soon as the first checkpoint exists, so during epoch 2 */
+    snprintf(args, sizeof args, "%s --out %s --checkpoint %s", base, resumed, ckpt);
+    int status = run_until_checkpoint(args, ckpt);
+    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the training run was not killed (status %d): it ended on its own", status);
+    CHECK(!exists(resumed));   /* the run did not get to the end */
+    char why[512];
+    int done = done_of(ckpt, why, sizeof why);
+    CHECK_MSG(done >= 1 && done < epochs, "checkpoint after the kill: %d epochs done (%s)", done,
+              why);
+
+    char out[4096], expect[128];
     snprintf(args, sizeof args, "%s --out %s --resume %s", base, resumed, ckpt);
     CHECK_INT(test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf), 0);
-    char expect[128];
-    snprintf(expect, sizeof expect, "resuming from %s: %d of 12 epochs done", ckpt, done);
+    snprintf(expect, sizeof expect, "resuming from %s: %d of %d epochs done", ckpt, done, epochs);
     CHECK_MSG(strstr(out, expect) != NULL, "stdout lacks \"%s\"", expect);
-    CHECK_MSG(same_files(full, resumed), "CLI: resumed model differs from the uninterrupted one");
-    CHECK_MSG(same_history_csv(fh, rh), "CLI: resumed history differs (seconds aside)");
-    fprintf(stderr, "  CLI: SIGKILL after %d of 12 epochs, resumed: model byte-identical, "
-            "history identical but for the timings\n", done);
+    CHECK_MSG(same_files(full, resumed), "%s: resumed model differs from the uninterrupted one",
+              what);
+    CHECK_MSG(same_history_csv(fh, rh), "%s: resumed history differs (seconds aside)", what);
+    fprintf(stderr, "  %s: SIGKILL after %d of %d epochs, resumed: model byte-identical, "
+            "history identical but for the timings\n", what, done, epochs);
+}
+
+TEST_SUITE(checkpoint_kill_resume_cli)
+{
+    const char *dir = test_tmpdir("ckpt-cli");
+    synth_config sc = {40, 140, 2, 8, 18, 11};
+    CHECK(synth_write(dir, &sc) > 10);
+    char base[1024], args[2048], ckpt[512], errbuf[2048];
+    snprintf(base, sizeof base, "train --preset paper --images %s --labels %s/labels.json "
+             "--patch 44 --margin 4 --epochs 12 --lr 0.003 --seed 9 --quiet", dir, dir);
+    kill_and_resume("CLI, paper preset", dir, base, 12, ".history.csv", paper_epochs_done, ckpt,
+                    sizeof ckpt);
 
     /* resuming with other options is refused with the reason, exit 1 */
     snprintf(args, sizeof args, "%s --out %s/x.safetensors --resume %s --batch 4", base, dir, ckpt);
@@ -731,64 +779,18 @@ TEST_SUITE(checkpoint_kill_resume_cli)
     CHECK(strstr(errbuf, "none.ckpt: cannot open") != NULL);
 }
 
-/* The same promise for the detection preset (the default): killed, resumed, the same
- * model byte for byte; and its checkpoints are not taken for the paper preset's. */
+/* The same promise for the detection preset (the default), whose checkpoints are not
+ * taken for the paper preset's. */
 TEST_SUITE(checkpoint_detect_kill_resume_cli)
 {
     const char *dir = test_tmpdir("ckpt-det");
     synth_config sc = {24, 192, 2, 24, 40, 5};
     CHECK(synth_write(dir, &sc) > 10);
-    char base[1024], args[2048], ckpt[512], full[512], resumed[512], fh[600], rh[600];
+    char base[1024], args[2048], ckpt[512], errbuf[2048];
     snprintf(base, sizeof base, "train --images %s --labels %s/labels.json --epochs 6 "
              "--eval-every 2 --bootstrap 10 --val-fraction 0.2 --seed 9 --quiet", dir, dir);
-    snprintf(ckpt, sizeof ckpt, "%s/det.ckpt", dir);
-    snprintf(full, sizeof full, "%s/full.safetensors", dir);
-    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", dir);
-    snprintf(fh, sizeof fh, "%s.det_history.csv", full);
-    snprintf(rh, sizeof rh, "%s.det_history.csv", resumed);
-    snprintf(args, sizeof args, "%s --out %s", base, full);
-    char errbuf[2048];
-    CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 0);
-
-    snprintf(args, sizeof args, "%s --out %s --checkpoint %s", base, resumed, ckpt);
-    int status = run_until_checkpoint(args, ckpt);
-    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-              "the training run was not killed (status %d): it ended on its own", status);
-    CHECK(!exists(resumed));
-
-    ld_model m;
-    ld_arch a;
-    ld_error err = {0};
-    ld_arch_detect(&a);
-    int done = -1;
-    if (ld_model_init(&m, &a, 1, &err) == LD_OK) {
-        ld_detcheckpoint ck;
-        if (ld_detcheckpoint_load(&ck, &m, ckpt, &err) == LD_OK) {
-            done = ck.state.epochs_done;
-            CHECK_INT(ck.epochs, 6);
-            CHECK_INT(ck.state.n_order, 14);   /* 24 images: 6 held out, 4 for tuning */
-            ld_detcheckpoint_free(&ck);
-        }
-        /* the paper preset's reader refuses it, naming the kind */
-        ld_checkpoint pk;
-        CHECK_INT(ld_checkpoint_load(&pk, &m, ckpt, &err), LD_ERR_INPUT);
-        CHECK(strstr(err.msg, "a checkpoint of the detect preset's training, not the paper "
-                     "preset's") != NULL);
-        ld_model_free(&m);
-    }
-    CHECK_MSG(done >= 1 && done < 6, "checkpoint after the kill: %d epochs done (%s)", done,
-              err.msg);
-
-    char out[4096];
-    snprintf(args, sizeof args, "%s --out %s --resume %s", base, resumed, ckpt);
-    CHECK_INT(test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf), 0);
-    char expect[128];
-    snprintf(expect, sizeof expect, "resuming from %s: %d of 6 epochs done", ckpt, done);
-    CHECK_MSG(strstr(out, expect) != NULL, "stdout lacks \"%s\"", expect);
-    CHECK_MSG(same_files(full, resumed), "detect: resumed model differs from the uninterrupted one");
-    CHECK_MSG(same_history_csv(fh, rh), "detect: resumed history differs (seconds aside)");
-    fprintf(stderr, "  detection preset: SIGKILL after %d of 6 epochs, resumed: model "
-            "byte-identical, history identical but for the timings\n", done);
+    kill_and_resume("CLI, detection preset", dir, base, 6, ".det_history.csv", detect_epochs_done,
+                    ckpt, sizeof ckpt);
 
     snprintf(args, sizeof args, "%s --out %s/x.safetensors --resume %s --batch 4", base, dir, ckpt);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
