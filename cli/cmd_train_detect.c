@@ -19,12 +19,14 @@
  * MODEL.history.csv (the columns `train` always writes: train_loss is the
  * detection loss; accuracies and validation loss do not apply and are nan) and
  * MODEL.det_history.csv (loss terms, positives per crop, tuning AP per epoch). */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "train_detect.h"
 #include "lymphdet/checkpoint.h"
@@ -193,26 +195,48 @@ static void print_metrics(const char *title, const ld_detection_metrics *dm)
            dm->iou.median, dm->iou.found_fraction);
 }
 
-static int write_histories(const char *model_path, const ld_det_epoch *h, int n)
+/* MODEL, MODEL.history.csv (the columns `train` always writes: the loss is the
+ * detection loss, accuracies do not apply) and MODEL.det_history.csv are one result:
+ * the model goes to a side file, the histories are finished under their temporary
+ * names, and only when all three are complete are they renamed into place, so a
+ * failure (a full disk) leaves the old three as they were. Returns an exit code. */
+static int save_results(ld_model *m, const char *model_path, const ld_det_epoch *h, int n)
 {
-    char path[4200];
-    ld_outfile out;
+    char hist[4200], det_hist[4200], side[4200];
+    ld_outfile a = {0}, b = {0};
     ld_error err = {0};
-    snprintf(path, sizeof path, "%s.history.csv", model_path);
-    if (ld_out_open(&out, path, &err)) return cli_fail(cmd, &err);
-    fprintf(out.fp, "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
-    for (int i = 0; i < n; i++)
-        fprintf(out.fp, "%d,%.6f,nan,nan,nan,%.3f\n", h[i].epoch, h[i].loss, h[i].seconds);
-    if (ld_out_commit(&out, &err)) return cli_fail(cmd, &err);
-    snprintf(path, sizeof path, "%s.det_history.csv", model_path);
-    if (ld_out_open(&out, path, &err)) return cli_fail(cmd, &err);
-    fprintf(out.fp, "epoch,loss,objectness_loss,box_loss,positives_per_crop,tune_ap50,tune_ap,"
-                    "seconds\n");
-    for (int i = 0; i < n; i++)
-        fprintf(out.fp, "%d,%.6f,%.6f,%.6f,%.4f,%.6f,%.6f,%.3f\n", h[i].epoch, h[i].loss,
-                h[i].obj_loss, h[i].box_loss, h[i].pos_per_crop, h[i].val_ap50, h[i].val_ap,
-                h[i].seconds);
-    if (ld_out_commit(&out, &err)) return cli_fail(cmd, &err);
+    snprintf(hist, sizeof hist, "%s.history.csv", model_path);
+    snprintf(det_hist, sizeof det_hist, "%s.det_history.csv", model_path);
+    snprintf(side, sizeof side, "%s.tmp.model-%ld", model_path, (long)getpid());
+    ld_status st = ld_model_save(m, side, &err);
+    if (!st) st = ld_out_open(&a, hist, &err);
+    if (!st) {
+        fprintf(a.fp, "epoch,train_loss,train_acc,val_loss,val_acc,seconds\n");
+        for (int i = 0; i < n; i++)
+            fprintf(a.fp, "%d,%.6f,nan,nan,nan,%.3f\n", h[i].epoch, h[i].loss, h[i].seconds);
+        st = ld_out_finish(&a, &err);
+    }
+    if (!st) st = ld_out_open(&b, det_hist, &err);
+    if (!st) {
+        fprintf(b.fp, "epoch,loss,objectness_loss,box_loss,positives_per_crop,tune_ap50,tune_ap,"
+                      "seconds\n");
+        for (int i = 0; i < n; i++)
+            fprintf(b.fp, "%d,%.6f,%.6f,%.6f,%.4f,%.6f,%.6f,%.3f\n", h[i].epoch, h[i].loss,
+                    h[i].obj_loss, h[i].box_loss, h[i].pos_per_crop, h[i].val_ap50, h[i].val_ap,
+                    h[i].seconds);
+        st = ld_out_finish(&b, &err);
+    }
+    if (!st) st = ld_out_publish(&a, &err);
+    if (!st) st = ld_out_publish(&b, &err);
+    if (!st && rename(side, model_path) != 0)
+        st = ld_fail(&err, LD_ERR_IO, "%s: cannot rename the new model into place: %s",
+                     model_path, strerror(errno));
+    if (st) {
+        ld_out_abort(&a);
+        ld_out_abort(&b);
+        unlink(side);
+        return cli_fail(cmd, &err);
+    }
     return 0;
 }
 
@@ -596,11 +620,7 @@ int cmd_train_detect(int argc, char **argv)
             goto done;
         }
     }
-    if (ld_model_save(&m, o.out, &err)) {
-        rc = cli_fail(cmd, &err);
-        goto done;
-    }
-    rc = write_histories(o.out, hist, tc.epochs);
+    rc = save_results(&m, o.out, hist, tc.epochs);
     if (!rc) printf("wrote %s, %s.history.csv and %s.det_history.csv\n", o.out, o.out, o.out);
 done:
     for (int i = 0; dets && i < test_fs.n; i++) ld_dets_free(&dets[i]);

@@ -31,7 +31,7 @@ ld_status ld_out_open(ld_outfile *out, const char *path, ld_error *err)
     return LD_OK;
 }
 
-ld_status ld_out_commit(ld_outfile *out, ld_error *err)
+ld_status ld_out_finish(ld_outfile *out, ld_error *err)
 {
     int bad = ferror(out->fp);
     int e = bad ? EIO : 0;
@@ -39,12 +39,30 @@ ld_status ld_out_commit(ld_outfile *out, ld_error *err)
     if (!bad && fsync(fileno(out->fp)) != 0 && errno != EINVAL) { bad = 1; e = errno; }
     if (fclose(out->fp) != 0 && !bad) { bad = 1; e = errno; }
     out->fp = NULL;
-    if (!bad && rename(out->tmp, out->path) != 0) { bad = 1; e = errno; }
     if (bad) {
         unlink(out->tmp);
+        out->tmp[0] = '\0';
         return ld_fail(err, LD_ERR_IO, "%s: write failed: %s", out->path, strerror(e));
     }
     return LD_OK;
+}
+
+ld_status ld_out_publish(ld_outfile *out, ld_error *err)
+{
+    if (rename(out->tmp, out->path) != 0) {
+        int e = errno;
+        unlink(out->tmp);
+        out->tmp[0] = '\0';
+        return ld_fail(err, LD_ERR_IO, "%s: write failed: %s", out->path, strerror(e));
+    }
+    out->tmp[0] = '\0';
+    return LD_OK;
+}
+
+ld_status ld_out_commit(ld_outfile *out, ld_error *err)
+{
+    if (ld_out_finish(out, err)) return err->status;
+    return ld_out_publish(out, err);
 }
 
 void ld_out_abort(ld_outfile *out)
@@ -52,4 +70,5 @@ void ld_out_abort(ld_outfile *out)
     if (out->fp) fclose(out->fp);
     out->fp = NULL;
     if (out->tmp[0]) unlink(out->tmp);
+    out->tmp[0] = '\0';
 }

@@ -566,8 +566,20 @@ static void hostile_outputs(const fixture *fx)
     static const output_case overlay_case = {"detect: overlays", {"img_000.png"}, 1, 0};
     static const output_case patches_case = {"patches: PNGs + patches.csv", {"patches.csv"}, 1,
                                              20480};
-    char args[4096], out[1024], img[512];
+    /* the detection preset's model (21 KB: six pages) fits in 24 KB, its histories
+     * then do not */
+    static const output_case det_case = {"train (detect): model + histories",
+                                         {"d.safetensors", "d.safetensors.history.csv",
+                                          "d.safetensors.det_history.csv"}, 3, 24576};
+    static const output_case eval_case = {"evaluate: metrics, charts, report",
+                                          {"metrics.json", "report.html"}, 2, 61440};
+    char args[4096], out[1024], img[512], results[512];
     snprintf(img, sizeof img, "%s/img_000.png", fx->data);
+    /* results for evaluate to read, made once where nothing is hostile */
+    snprintf(results, sizeof results, "%s/results.json", fx->work);
+    snprintf(args, sizeof args, "detect --model %s --quiet --threshold 0.2 --out %s %s", fx->model,
+             results, fx->data);
+    CHECK_INT(test_run_cli(args, NULL, 0, NULL, 0), 0);
     for (int k = 0; k < ENV_COUNT; k++) {
         env_kind kind = (env_kind)k;
         const char *dir = open_tmpdir("hostile-out");
@@ -594,6 +606,17 @@ static void hostile_outputs(const fixture *fx)
         snprintf(args, sizeof args, "patches --images %s --labels %s/labels.json --patch 44 "
                  "--margin 4 --quiet --out %s", fx->data, fx->data, dir);
         try_output(fx, kind, &patches_case, args, dir, NULL);
+
+        dir = open_tmpdir("hostile-out");
+        snprintf(args, sizeof args, "train --images %s --labels %s/labels.json --epochs 1 "
+                 "--eval-every 1 --bootstrap 5 --quiet --out %s/d.safetensors", fx->data,
+                 fx->data, dir);
+        try_output(fx, kind, &det_case, args, dir, NULL);
+
+        dir = open_tmpdir("hostile-out");
+        snprintf(args, sizeof args, "evaluate --results %s --labels %s/labels.json --images %s "
+                 "--bootstrap 10 --out %s", results, fx->data, fx->data, dir);
+        try_output(fx, kind, &eval_case, args, dir, NULL);
     }
 }
 
