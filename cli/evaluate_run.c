@@ -285,6 +285,11 @@ static int by_iou(const void *a, const void *b)
     return x->image - y->image;
 }
 
+/* at most this many boxes are drawn on an overlay of the report: the highest-scoring
+ * ones (a detector tuned for AP may keep hundreds of low-scoring boxes per frame,
+ * which would hide the frame) */
+#define OVERLAY_MAX_BOXES 10
+
 /* The best, median and worst images' overlays (distinct images only). */
 static ld_status draw_examples(figure_list *fl, const eval_job *job, const ld_labels *sub,
                                const ld_dets *sub_dets, const ld_detection_metrics *det,
@@ -312,18 +317,25 @@ static ld_status draw_examples(figure_list *fl, const eval_job *job, const ld_la
         const ranked *x = &r[pick[e]];
         const ld_label_image *li = &sub->images[x->image];
         const ld_dets *d = &sub_dets[x->image];
-        char path[8192], file[64], title[160], caption[600];
+        char path[8192], file[64], title[160], caption[700], drawn[120] = "";
         ld_image img = {0}, pic = {0};
-        st = ld_label_image_path(path, sizeof path, job->images_dir, li->file_name, err);
+        ld_dets top = {0};   /* the highest-scoring boxes, by descending score */
+        for (int i = 0; !st && i < d->n; i++) st = ld_dets_push(&top, d->d[i], err);
+        ld_dets_sort(&top);
+        int n_draw = top.n < OVERLAY_MAX_BOXES ? top.n : OVERLAY_MAX_BOXES;
+        if (n_draw < d->n)
+            snprintf(drawn, sizeof drawn, " (the %d highest-scoring are drawn)", n_draw);
+        if (!st) st = ld_label_image_path(path, sizeof path, job->images_dir, li->file_name, err);
         if (!st) st = ld_image_load(&img, path, 0, err);
-        if (!st) st = ld_draw_overlay(&pic, &img, li->boxes, li->n_boxes, d->d, d->n, err);
+        if (!st) st = ld_draw_overlay(&pic, &img, li->boxes, li->n_boxes, top.d, n_draw, err);
         ld_image_free(&img);
+        ld_dets_free(&top);
         if (st) break;
         snprintf(file, sizeof file, "overlay_%s.png", names[e]);
         snprintf(title, sizeof title, "%s: %s", names[e], li->file_name);
         snprintf(caption, sizeof caption, "Mean per-label IoU %.3f over %d labelled box%s; "
-                 "%d detection%s. Ranked %d of %d images with labels.", x->iou, li->n_boxes,
-                 li->n_boxes == 1 ? "" : "es", d->n, d->n == 1 ? "" : "s", pick[e] + 1, k);
+                 "%d detection%s%s. Ranked %d of %d images with labels.", x->iou, li->n_boxes,
+                 li->n_boxes == 1 ? "" : "es", d->n, d->n == 1 ? "" : "s", drawn, pick[e] + 1, k);
         st = add_figure(fl, job->out_dir, file, &pic, LD_FIGURE_EXAMPLE, title, caption, err);
     }
     free(r);
