@@ -41,5 +41,9 @@ void test_record(int ok, const char *file, int line, const char *fmt, ...)
 int test_run_cli(const char *args, char *out, size_t out_size, char *errbuf, size_t err_size);
 /* A fresh empty folder under /tmp for a test's outputs (path stays valid). */
 const char *test_tmpdir(const char *tag);
+/* The whole file as a NUL-terminated string (malloc'd: free it), or NULL. */
+char *test_read_file(const char *path);
+/* 1 if PATH exists. */
+int test_exists(const char *path);
 
 #endif

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,12 +56,6 @@ static int same_files(const char *a, const char *b)
     free(da);
     free(db);
     return same;
-}
-
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* the fuzz target's and the fixture's network: one block of 2 filters, 3 x 8 x 8 */
@@ -655,7 +648,7 @@ static int run_until_checkpoint(const char *args, const char *ckpt)
     pid_t pid = spawn_cli(args);
     struct timespec nap = {0, 200000};
     int status = 0, ended = 0;
-    for (int i = 0; i < 200000 && !exists(ckpt) && !ended; i++) {
+    for (int i = 0; i < 200000 && !test_exists(ckpt) && !ended; i++) {
         nanosleep(&nap, NULL);
         ended = waitpid(pid, &status, WNOHANG) == pid;
     }
@@ -737,7 +730,7 @@ static void kill_and_resume(const char *what, const char *dir, const char *base,
     int status = run_until_checkpoint(args, ckpt);
     CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
               "the training run was not killed (status %d): it ended on its own", status);
-    CHECK(!exists(resumed));   /* the run did not get to the end */
+    CHECK(!test_exists(resumed));   /* the run did not get to the end */
     char why[512];
     int done = done_of(ckpt, why, sizeof why);
     CHECK_MSG(done >= 1 && done < epochs, "checkpoint after the kill: %d epochs done (%s)", done,

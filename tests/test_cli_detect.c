@@ -51,26 +51,6 @@ static int write_image(const char *path, int w, int h, uint64_t seed)
     return st != LD_OK;
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
 TEST_SUITE(cli_detect_windows)
 {
     const char *dir = test_tmpdir("cli_detect_windows");
@@ -189,7 +169,7 @@ TEST_SUITE(cli_detect_folders)
     snprintf(args, sizeof args, "detect --model %s --out %s --threshold 0.2 --merge nms "
              "--scales 1,0.8 --stride 4 --threads 3 %s", model, res2, imgs);
     CHECK_INT(test_run_cli(args, out, sizeof out, errbuf, sizeof errbuf), 0);
-    char *t1 = read_text(res1), *t2 = read_text(res2);
+    char *t1 = test_read_file(res1), *t2 = test_read_file(res2);
     CHECK(t1 && t2 && strcmp(t1, t2) == 0);
     CHECK(t1 && strlen(t1) > 100);
     free(t2);
@@ -249,7 +229,7 @@ TEST_SUITE(cli_detect_folders)
     ld_image_free(&pic);
     for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s/%s", hm, names[i]);
-        CHECK(exists(path));
+        CHECK(test_exists(path));
     }
 }
 
@@ -271,12 +251,12 @@ TEST_SUITE(cli_detect_errors)
     snprintf(args, sizeof args, "detect --model %s --out %s %s", bad, res, img);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
     CHECK(strstr(errbuf, "bad.safetensors") != NULL);
-    CHECK(!exists(res));
+    CHECK(!test_exists(res));
     /* a missing image: exit 1 naming it, no results file */
     snprintf(args, sizeof args, "detect --model %s --out %s %s %s/missing.png", model, res, img, dir);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
     CHECK(strstr(errbuf, "missing.png") != NULL);
-    CHECK(!exists(res));
+    CHECK(!test_exists(res));
     /* an image smaller than the window */
     char small[512];
     snprintf(small, sizeof small, "%s/small.png", dir);
@@ -296,7 +276,7 @@ TEST_SUITE(cli_detect_errors)
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 2);
     snprintf(args, sizeof args, "detect --model %s --out %s --threads 0 %s", model, res, img);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 2);
-    CHECK(!exists(res));
+    CHECK(!test_exists(res));
     /* an image the labels do not know */
     char labels[512];
     snprintf(labels, sizeof labels, "%s/labels.json", dir);
@@ -309,7 +289,7 @@ TEST_SUITE(cli_detect_errors)
     snprintf(args, sizeof args, "detect --model %s --labels %s --out %s %s", model, labels, res, img);
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 1);
     CHECK(strstr(errbuf, "not in the labels") != NULL);
-    CHECK(!exists(res));
+    CHECK(!test_exists(res));
     snprintf(args, sizeof args, "detect --help");
     CHECK_INT(test_run_cli(args, NULL, 0, errbuf, sizeof errbuf), 0);
 }

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "lymphdet/detect.h"
 #include "lymphdet/dettrain.h"
 #include "lymphdet/image.h"
@@ -27,12 +26,11 @@
 
 #define FIX "tests/fixtures/evaluate/"
 
-static int exists(const char *dir, const char *name)
+static int exists_in(const char *dir, const char *name)
 {
     char path[1024];
-    struct stat sb;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    return stat(path, &sb) == 0;
+    return test_exists(path);
 }
 
 static json_t *load_json(const char *dir, const char *name)
@@ -56,20 +54,6 @@ static double jnum(json_t *root, const char *path)
 {
     json_t *v = jget(root, path);
     return v && json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
 }
 
 static int png_size(const char *dir, const char *name, int w, int h)
@@ -115,12 +99,12 @@ TEST_SUITE(cli_evaluate_results)
     static const char *const files[] = {"metrics.json", "report.html", "iou_boxplot.png",
                                         "pr_curve.png", "overlay_best.png", "overlay_worst.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        CHECK_MSG(exists(out, files[i]), "%s written", files[i]);
+        CHECK_MSG(exists_in(out, files[i]), "%s written", files[i]);
     /* two ranked images: best = median = a.png, drawn once; no model, no patches */
-    CHECK(!exists(out, "overlay_median.png"));
-    CHECK(!exists(out, "confusion_matrix.png"));
-    CHECK(!exists(out, "training_curves.png"));
-    CHECK(!exists(out, "detections.json"));
+    CHECK(!exists_in(out, "overlay_median.png"));
+    CHECK(!exists_in(out, "confusion_matrix.png"));
+    CHECK(!exists_in(out, "training_curves.png"));
+    CHECK(!exists_in(out, "detections.json"));
     CHECK(png_size(out, "iou_boxplot.png", 560, 420));
     CHECK(png_size(out, "pr_curve.png", 560, 420));
     CHECK(png_size(out, "overlay_best.png", 100, 100));
@@ -150,7 +134,7 @@ TEST_SUITE(cli_evaluate_results)
     CHECK(strstr(so, "per-label IoU: mean") != NULL);
     char html[1024];
     snprintf(html, sizeof html, "%s/report.html", out);
-    char *s = slurp(html);
+    char *s = test_read_file(html);
     CHECK(s && strstr(s, "<h3>best: a.png</h3>") && strstr(s, "<h3>worst: b.png</h3>"));
     CHECK(s && strstr(s, "Mean per-label IoU 0.250 over 2 labelled boxes; 1 detection."));
     free(s);
@@ -161,7 +145,7 @@ TEST_SUITE(cli_evaluate_results)
     snprintf(args, sizeof args, "evaluate --results " FIX "results.json --labels " FIX
              "labels.json --out %s --bootstrap 0", out2);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 0);
-    CHECK(exists(out2, "report.html") && !exists(out2, "overlay_best.png"));
+    CHECK(exists_in(out2, "report.html") && !exists_in(out2, "overlay_best.png"));
     m = load_json(out2, "metrics.json");
     CHECK(m && json_is_null(jget(m, "detection.ci95.AP50")));
     json_decref(m);
@@ -176,12 +160,12 @@ TEST_SUITE(cli_evaluate_errors)
              "labels.json --out %s", out);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 1);
     CHECK(strstr(se, "bad_syntax.json") != NULL);
-    CHECK(!exists(out, "metrics.json"));
+    CHECK(!exists_in(out, "metrics.json"));
     snprintf(args, sizeof args, "evaluate --results " FIX "bad_image.json --labels " FIX
              "labels.json --out %s", out);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 1);
     CHECK(strstr(se, "bad_image.json") != NULL);
-    CHECK(!exists(out, "metrics.json"));
+    CHECK(!exists_in(out, "metrics.json"));
 
     /* a good run, then a bad one into the same folder: the good metrics.json stays */
     snprintf(args, sizeof args, "evaluate --results " FIX "results.json --labels " FIX
@@ -189,11 +173,11 @@ TEST_SUITE(cli_evaluate_errors)
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 0);
     char path[1024];
     snprintf(path, sizeof path, "%s/metrics.json", out);
-    char *before = slurp(path);
+    char *before = test_read_file(path);
     snprintf(args, sizeof args, "evaluate --results " FIX "bad_syntax.json --labels " FIX
              "labels.json --out %s", out);
     CHECK_INT(test_run_cli(args, so, sizeof so, se, sizeof se), 1);
-    char *after = slurp(path);
+    char *after = test_read_file(path);
     CHECK(before && after && strcmp(before, after) == 0);
     free(before);
     free(after);
@@ -243,7 +227,7 @@ TEST_SUITE(cli_evaluate_model)
                                         "training_curves.png", "confusion_matrix.png",
                                         "iou_boxplot.png", "pr_curve.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        CHECK_MSG(exists(out, files[i]), "%s written", files[i]);
+        CHECK_MSG(exists_in(out, files[i]), "%s written", files[i]);
     CHECK(png_size(out, "training_curves.png", 960, 400));
     CHECK(png_size(out, "confusion_matrix.png", 520, 420));
 
@@ -322,7 +306,7 @@ TEST_SUITE(cli_crossval)
                                         "fold_2/model.safetensors",
                                         "fold_2/model.safetensors.history.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        CHECK_MSG(exists(out, files[i]), "%s written", files[i]);
+        CHECK_MSG(exists_in(out, files[i]), "%s written", files[i]);
     json_t *cv = load_json(out, "crossval.json"), *f1 = load_json(out, "fold_1/metrics.json"),
            *f2 = load_json(out, "fold_2/metrics.json");
     CHECK(cv && f1 && f2);

@@ -76,17 +76,6 @@ static char *g_cats[2] = {"malignant", "benign"};
 static const ld_labels g_labels = {.images = g_images, .n_images = 3, .categories = g_cats,
                                    .n_categories = 2};
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -119,7 +108,7 @@ TEST_SUITE(detections_results_roundtrip)
     CHECK_INT(ld_results_save(path, in, names, ids, 3, &err), LD_OK);
 
     /* the text: one detection per line, 2 decimals for boxes, 7 for scores */
-    const char *text = slurp(path);
+    char *text = test_read_file(path);
     CHECK(text != NULL);
     if (text) {
         CHECK(strstr(text, "{\"image_id\": 10, \"file_name\": \"scan_a.jpg\", \"category_id\": 1, "
@@ -154,24 +143,33 @@ TEST_SUITE(detections_results_roundtrip)
         CHECK_MSG(maxscore <= 5e-8 + 1e-9, "max score difference %g", maxscore);
         CHECK_NEAR(out[0].d[0].x, 12.35, 1e-12);
         CHECK_NEAR(out[2].d[0].x, 369.0, 1e-12);
+        /* saved again from what was loaded: the same text (the format is a fixed point) */
+        char again[1100];
+        snprintf(again, sizeof again, "%s/again.json", dir);
+        CHECK_INT(ld_results_save(again, out, names, ids, 3, &err), LD_OK);
+        char *text2 = test_read_file(again);
+        CHECK(text && text2 && strcmp(text, text2) == 0);
+        free(text2);
         free_loaded(out, 3);
     }
-    /* saved again from what was loaded: the same text (the format is a fixed point) */
+    free(text);
     for (int i = 0; i < 3; i++) ld_dets_free(&in[i]);
 
     /* no detections: "[]", loads as empty lists; names and ids may be NULL */
     CHECK_INT(ld_results_save(path, in, NULL, NULL, 3, &err), LD_OK);
-    text = slurp(path);
+    text = test_read_file(path);
     CHECK(text && strcmp(text, "[]\n") == 0);
+    free(text);
     CHECK_INT(ld_results_load(&out, path, &g_labels, &err), LD_OK);
     CHECK(out && out[0].n == 0 && out[1].n == 0 && out[2].n == 0);
     free_loaded(out, 3);
     ld_dets one = {0};
     ld_dets_push(&one, det(1, 2, 3, 4, 0.25f, 0), &err);
     CHECK_INT(ld_results_save(path, &one, NULL, NULL, 1, &err), LD_OK);
-    text = slurp(path);
+    text = test_read_file(path);
     CHECK(text && strstr(text, "{\"image_id\": 1, \"category_id\": 1, \"bbox\": [1.00, 2.00, "
                                "3.00, 4.00], \"score\": 0.2500000}") != NULL);
+    free(text);
 
     /* a non-finite detection is refused and nothing is written */
     snprintf(path, sizeof path, "%s/bad.json", dir);

@@ -75,12 +75,6 @@ static char *get_text(const char *path)
     return d;
 }
 
-static int exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 /* ---- running the CLI ---------------------------------------------------------------- */
 
 typedef struct {
@@ -379,7 +373,7 @@ static void hostile_labels(const fixture *fx)
                  "--margin 4 --epochs 1 --quiet", fx->data, sub, out);
         int rc = run_cli_ex(args, NULL, NULL, 0, err, sizeof err);
         CHECK_MSG(rc == 1 && strstr(err, "lymphdet train: ") && strstr(err, cases[i].expect) &&
-                  !exists(out),
+                  !test_exists(out),
                   "%s: exit %d, stderr \"%s\" (expected \"%s\")", cases[i].what, rc, err,
                   cases[i].expect);
         fprintf(stderr, "  %-26s %s", cases[i].what, err);
@@ -541,11 +535,11 @@ static void try_output(const fixture *fx, env_kind kind, const output_case *c, c
     for (int i = 0; i < c->n_old; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, c->olds[i]);
-        CHECK_MSG(exists(path), "%s: old %s is gone", tag, path);
+        CHECK_MSG(test_exists(path), "%s: old %s is gone", tag, path);
     }
     CHECK_MSG(rc == 1 && strncmp(err, "lymphdet ", 9) == 0 && strstr(err, dir),
               "%s: exit %d, stderr \"%s\"", tag, rc, err);
-    if (must_not_exist) CHECK_MSG(!exists(must_not_exist), "%s: %s exists", tag, must_not_exist);
+    if (must_not_exist) CHECK_MSG(!test_exists(must_not_exist), "%s: %s exists", tag, must_not_exist);
     fprintf(stderr, "  %-44s exit %d, %d whole PNGs, old files intact: %s", tag, rc, n_png, err);
     unmake_hostile(kind, dir);
 }

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "alloc.h"
 #include "lymphdet/detections.h"
 #include "lymphdet/image.h"
@@ -22,26 +21,6 @@
 #include "test.h"
 
 #define FIX "tests/fixtures/evaluate/"
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 /* number at a dotted path ("detection.iou_per_label.mean"); NAN if absent or null */
 static double jnum(json_t *root, const char *path)
@@ -255,7 +234,7 @@ TEST_SUITE(report_metrics_json)
         json_decref(root);
     }
     /* numbers as people write them: 15 significant digits, 0.5 stays 0.5 */
-    char *text = slurp(path);
+    char *text = test_read_file(path);
     CHECK(text && strstr(text, "\"median\": 0.5,") && strstr(text, "\"AP50\": 0.554455445544554"));
     free(text);
 
@@ -287,7 +266,7 @@ TEST_SUITE(report_metrics_json)
     char p3[512];
     snprintf(p3, sizeof p3, "%s/none.json", dir);
     CHECK(ld_metrics_json_write(p3, &r3, &err) == LD_ERR_USAGE);
-    CHECK(!exists(p3));
+    CHECK(!test_exists(p3));
     ld_detection_metrics_free(&none);
     ld_detection_metrics_free(&base);
     ld_detection_metrics_free(&m);
@@ -335,7 +314,7 @@ TEST_SUITE(report_html)
     r.n_figures = 2;
     ld_error err = {0};
     CHECK(ld_report_html_write(html, &r, &err) == LD_OK);
-    char *s = slurp(html);
+    char *s = test_read_file(html);
     CHECK(s != NULL);
     if (s) {
         /* every section */
@@ -380,14 +359,14 @@ TEST_SUITE(report_html)
     }
 
     /* a missing figure: an error naming it, and the previous report left as it was */
-    char *before = slurp(html);
+    char *before = test_read_file(html);
     figs[1].path = missing;
     CHECK(ld_report_html_write(html, &r, &err) == LD_ERR_IO);
     CHECK(strstr(err.msg, "missing.png") != NULL);
     figs[1].path = notpng;
     CHECK(ld_report_html_write(html, &r, &err) == LD_ERR_INPUT);
     CHECK(strstr(err.msg, "labels.png: not a PNG file") != NULL);
-    char *after = slurp(html);
+    char *after = test_read_file(html);
     CHECK(before && after && strcmp(before, after) == 0);
     free(before);
     free(after);
@@ -406,7 +385,7 @@ TEST_SUITE(report_html)
         else {
             failures++;
             CHECK_INT(st, LD_ERR_NOMEM);
-            CHECK(!exists(fresh));
+            CHECK(!test_exists(fresh));
         }
     }
     CHECK(ok && failures >= 2);   /* the PNG bytes and the base64 text of the first figure */
