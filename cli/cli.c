@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
 
@@ -121,6 +122,39 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return 2;
+}
+
+int cli_label_format(const char *cmd, const char *name, ld_label_format *f)
+{
+    static const char *const names[] = {"auto", "coco", "voc", "yolo"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *f = (ld_label_format)i;
+            return 0;
+        }
+    return cli_usage_error(cmd, "--label-format must be auto, coco, voc or yolo, not '%s'", name);
+}
+
+int cli_make_dir(const char *cmd, const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
+        fprintf(stderr, "lymphdet %s: %s: exists and is not a folder\n", cmd, path);
+        return 1;
+    }
+    fprintf(stderr, "lymphdet %s: %s: cannot create folder: %s\n", cmd, path, strerror(errno));
+    return 1;
+}
+
+ld_status cli_meta_set(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
+{
+    char v[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    return ld_model_meta_set(m, key, v, err);
 }
 
 int cli_verbose(int quiet) { return !quiet && isatty(STDERR_FILENO); }

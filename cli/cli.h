@@ -11,6 +11,8 @@
 
 #include <stdio.h>
 #include "lymphdet/error.h"
+#include "lymphdet/labels.h"
+#include "lymphdet/model.h"
 
 typedef enum { OPT_FLAG, OPT_INT, OPT_DOUBLE, OPT_STRING } cli_opt_type;
 
@@ -41,6 +43,14 @@ int cli_parse(const char *cmd, const char *synopsis, const char *description,
 int cli_fail(const char *cmd, const ld_error *err);
 /* Prints "lymphdet CMD: usage: ..." and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --label-format NAME (auto|coco|voc|yolo) into *f; 0, or 2 after a usage error. */
+int cli_label_format(const char *cmd, const char *name, ld_label_format *f);
+/* Makes the folder PATH unless it exists; 0, or 1 after a message naming it. */
+int cli_make_dir(const char *cmd, const char *path);
+/* Formats a metadata value (the model file's metadata are strings) and stores it. */
+ld_status cli_meta_set(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Progress on stderr: shown only when stderr is a terminal and not quiet. */
 typedef struct {

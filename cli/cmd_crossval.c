@@ -18,11 +18,9 @@
  * and counted in n_valid. */
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <errno.h>
 #include "cli.h"
 #include "dataset_opts.h"
@@ -102,25 +100,6 @@ static void mean_std(double *mean, double *sd, int *n_valid, const double *v, in
     *n_valid = n;
 }
 
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
-    fprintf(stderr, "lymphdet %s: %s: cannot create folder: %s\n", cmd, path, strerror(errno));
-    return 1;
-}
-
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-{
-    char v[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    return ld_model_meta_set(m, key, v, err);
-}
-
 typedef struct {
     dataset_opts d;
     const char *out;
@@ -142,19 +121,19 @@ static ld_status record(ld_model *m, const options *o, const crossval_state *cv,
                         const ld_patchset *tr, const ld_patchset *va, const ld_train_config *tc,
                         ld_error *err)
 {
-    ld_status st = meta(m, "protocol", err, "kfold");
-    if (!st) st = meta(m, "folds", err, "%d", cv->k);
-    if (!st) st = meta(m, "fold", err, "%d", f + 1);
-    if (!st) st = meta(m, "group_by", err, "%s", cv->group_fields[0] ? cv->group_fields : "(each image)");
-    if (!st) st = meta(m, "seed", err, "%d", o->d.seed);
-    if (!st) st = meta(m, "margin", err, "%d", o->d.margin);
-    if (!st) st = meta(m, "negatives", err, "%d", o->d.negatives);
-    if (!st) st = meta(m, "patches_train", err, "%d", tr->n);
-    if (!st) st = meta(m, "patches_val", err, "%d", va->n);
-    if (!st) st = meta(m, "epochs", err, "%d", tc->epochs);
-    if (!st) st = meta(m, "batch", err, "%d", tc->batch);
-    if (!st) st = meta(m, "optimizer", err, "adam (keras) lr %g beta1 %g beta2 %g eps %g",
-                       tc->adam.lr, tc->adam.beta1, tc->adam.beta2, tc->adam.eps);
+    ld_status st = cli_meta_set(m, "protocol", err, "kfold");
+    if (!st) st = cli_meta_set(m, "folds", err, "%d", cv->k);
+    if (!st) st = cli_meta_set(m, "fold", err, "%d", f + 1);
+    if (!st) st = cli_meta_set(m, "group_by", err, "%s", cv->group_fields[0] ? cv->group_fields : "(each image)");
+    if (!st) st = cli_meta_set(m, "seed", err, "%d", o->d.seed);
+    if (!st) st = cli_meta_set(m, "margin", err, "%d", o->d.margin);
+    if (!st) st = cli_meta_set(m, "negatives", err, "%d", o->d.negatives);
+    if (!st) st = cli_meta_set(m, "patches_train", err, "%d", tr->n);
+    if (!st) st = cli_meta_set(m, "patches_val", err, "%d", va->n);
+    if (!st) st = cli_meta_set(m, "epochs", err, "%d", tc->epochs);
+    if (!st) st = cli_meta_set(m, "batch", err, "%d", tc->batch);
+    if (!st) st = cli_meta_set(m, "optimizer", err, "adam (keras) lr %g beta1 %g beta2 %g eps %g",
+                               tc->adam.lr, tc->adam.beta1, tc->adam.beta2, tc->adam.eps);
     return st;
 }
 
@@ -197,7 +176,7 @@ static int run_fold(const options *o, const ld_labels *labels, crossval_state *c
     snprintf(model_path, sizeof model_path, "%s/model.safetensors", dir);
     snprintf(hist_path, sizeof hist_path, "%s.history.csv", model_path);
     snprintf(results, sizeof results, "%s/detections.json", dir);
-    if (make_dir(dir)) return 1;
+    if (cli_make_dir(cmd, dir)) return 1;
 
     uint8_t *eval_mask = malloc((size_t)n + 1), *train_mask = malloc((size_t)n + 1);
     int *idx = malloc(((size_t)n + 1) * sizeof *idx);
@@ -402,17 +381,6 @@ static int write_summary(const options *o, const crossval_state *cv, const ld_la
     return rc;
 }
 
-static int parse_label_format(const char *name, ld_label_format *f)
-{
-    static const char *const names[] = {"auto", "coco", "voc", "yolo"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
-            *f = (ld_label_format)i;
-            return 0;
-        }
-    return cli_usage_error(cmd, "--label-format must be auto, coco, voc or yolo, not '%s'", name);
-}
-
 int cmd_crossval(int argc, char **argv)
 {
     options o;
@@ -481,7 +449,7 @@ int cmd_crossval(int argc, char **argv)
 
     ld_label_options lo;
     ld_label_options_default(&lo);
-    if (parse_label_format(o.d.label_format, &lo.format)) return 2;
+    if (cli_label_format(cmd, o.d.label_format, &lo.format)) return 2;
     lo.voc_one_based = o.d.voc_one_based;
     lo.images_dir = o.d.images;
     ld_labels labels;
@@ -502,7 +470,7 @@ int cmd_crossval(int argc, char **argv)
                               &cv.n_groups, cv.group_fields, (int)sizeof cv.group_fields, &err)) {
         rc = cli_fail(cmd, &err);
     } else {
-        rc = make_dir(o.out);
+        rc = cli_make_dir(cmd, o.out);
         printf("%d folds of %d images in %d groups (by %s)\n", o.folds, labels.n_images,
                cv.n_groups, cv.group_fields[0] ? cv.group_fields : "image");
         ld_rng seeds;   /* every fold's initial weights and training stream from --seed */

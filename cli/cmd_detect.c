@@ -171,13 +171,6 @@ static int check_unique_stems(const item_list *l)
     return rc;
 }
 
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
-    fprintf(stderr, "lymphdet %s: %s: cannot create folder: %s\n", cmd, path, strerror(errno));
-    return 1;
-}
-
 typedef struct {
     const ld_model *model;
     const ld_detect_config *cfg;
@@ -299,17 +292,6 @@ static int run_job(job *jb, int threads)
     return -1;
 }
 
-static int parse_label_format(const char *name, ld_label_format *f)
-{
-    static const char *const names[] = {"auto", "coco", "voc", "yolo"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
-            *f = (ld_label_format)i;
-            return 0;
-        }
-    return cli_usage_error(cmd, "--label-format must be auto, coco, voc or yolo, not '%s'", name);
-}
-
 int cmd_detect(int argc, char **argv)
 {
     detect_opts det;
@@ -357,7 +339,7 @@ int cmd_detect(int argc, char **argv)
     ld_error err = {0};
     ld_label_options lo;
     ld_label_options_default(&lo);
-    if (rc < 0 && labels_path && parse_label_format(label_format, &lo.format)) rc = 2;
+    if (rc < 0 && labels_path && cli_label_format(cmd, label_format, &lo.format)) rc = 2;
     if (rc < 0) rc = detect_opts_finish(cmd, &det);
     if (rc < 0 && (threads < 1 || threads > MAX_THREADS))
         rc = cli_usage_error(cmd, "--threads must be 1..%d", MAX_THREADS);
@@ -400,8 +382,8 @@ int cmd_detect(int argc, char **argv)
         }
     }
     if (!rc && (overlay || heatmap) && check_unique_stems(&items)) rc = 1;
-    if (!rc && overlay) rc = make_dir(overlay);
-    if (!rc && heatmap) rc = make_dir(heatmap);
+    if (!rc && overlay) rc = cli_make_dir(cmd, overlay);
+    if (!rc && heatmap) rc = cli_make_dir(cmd, heatmap);
     if (!rc) {
         if (ld_model_load(&m, model_path, 1, &err)) rc = cli_fail(cmd, &err);
         else have_model = 1;

@@ -93,17 +93,6 @@ static int read_record(train_record *r, const ld_model *m)
     return ok ? 0 : 1;
 }
 
-static int parse_label_format(const char *name, ld_label_format *f)
-{
-    static const char *const names[] = {"auto", "coco", "voc", "yolo"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
-            *f = (ld_label_format)i;
-            return 0;
-        }
-    return cli_usage_error(cmd, "--label-format must be auto, coco, voc or yolo, not '%s'", name);
-}
-
 /* Everything the model path decides before running: which images, which patches. */
 typedef struct {
     uint8_t *eval_mask;     /* [n_images] or NULL: all */
@@ -462,7 +451,7 @@ int cmd_evaluate(int argc, char **argv)
 
     ld_label_options lo;
     ld_label_options_default(&lo);
-    if (parse_label_format(label_format, &lo.format)) return 2;
+    if (cli_label_format(cmd, label_format, &lo.format)) return 2;
     lo.voc_one_based = voc_one_based;
     lo.images_dir = o.images;
     ld_labels labels;

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "cli.h"
 #include "dataset_opts.h"
 #include "lymphdet/image.h"
@@ -15,20 +14,13 @@
 
 static const char *const aug_names[] = {"none", "flip_h", "flip_v", "rot180"};
 
-static int make_dir(const char *cmd, const char *path)
-{
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
-    fprintf(stderr, "lymphdet %s: %s: cannot create folder: %s\n", cmd, path, strerror(errno));
-    return 1;
-}
-
 /* writes one side's PNGs and CSV rows */
 static int write_side(const char *cmd, const char *dir, const char *side, const ld_patchset *ps,
                       const ld_labels *labels, const int *group_of, FILE *csv, int quiet)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/%s", dir, side);
-    if (make_dir(cmd, path)) return 1;
+    if (cli_make_dir(cmd, path)) return 1;
     cli_progress bar;
     cli_progress_start(&bar, side, ps->n, quiet);
     ld_error err = {0};
@@ -74,7 +66,7 @@ int cmd_patches(int argc, char **argv)
     snprintf(csv_path, sizeof csv_path, "%s/patches.csv", out);
     ld_outfile csv = {0};
     ld_error err = {0};
-    if ((rc = make_dir(cmd, out)) == 0 && ld_out_open(&csv, csv_path, &err)) rc = cli_fail(cmd, &err);
+    if ((rc = cli_make_dir(cmd, out)) == 0 && ld_out_open(&csv, csv_path, &err)) rc = cli_fail(cmd, &err);
     if (!rc) {
         fprintf(csv.fp, "file,label,source_image,group,split,box,augmentation,x,y\n");
         rc = write_side(cmd, out, "train", &ds.train, &labels, ds.group_of, csv.fp, quiet);

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,19 +97,6 @@ static void count_labels(const ld_patchset *ps, int *pos, int *neg)
     }
 }
 
-/* metadata values are strings; this formats one and stores it */
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-{
-    char v[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    return ld_model_meta_set(m, key, v, err);
-}
-
 static void print_table2(const ld_patch_metrics *pm)
 {
     printf("validation confusion matrix (p > 0.5), laid out as the paper's Table 2:\n"
@@ -132,25 +118,25 @@ static ld_status record_training(ld_model *m, const dataset_opts *d, const ld_da
     count_labels(&ds->train, &tp, &tn);
     count_labels(&ds->val, &vp, &vn);
     const char *protocol = d->val_labels ? "val-labels" : d->protocol;
-    ld_status st = meta(m, "protocol", err, "%s", protocol);
+    ld_status st = cli_meta_set(m, "protocol", err, "%s", protocol);
     if (!st && !d->val_labels && strcmp(d->protocol, "image") == 0)
-        st = meta(m, "group_by", err, "%s", ds->group_fields[0] ? ds->group_fields : "(each image)");
-    if (!st) st = meta(m, "val_fraction", err, "%g", d->val_fraction);
-    if (!st) st = meta(m, "patches_train", err, "%d (%d positive, %d negative)", ds->train.n, tp, tn);
-    if (!st) st = meta(m, "patches_val", err, "%d (%d positive, %d negative)", ds->val.n, vp, vn);
-    if (!st) st = meta(m, "margin", err, "%d", d->margin);
-    if (!st) st = meta(m, "negatives", err, "%d", d->negatives);
-    if (!st) st = meta(m, "epochs", err, "%d", tc->epochs);
-    if (!st) st = meta(m, "batch", err, "%d", tc->batch);
-    if (!st) st = meta(m, "optimizer", err, "adam (keras) lr %g beta1 %g beta2 %g eps %g",
-                       tc->adam.lr, tc->adam.beta1, tc->adam.beta2, tc->adam.eps);
-    if (!st) st = meta(m, "seed", err, "%d", d->seed);
+        st = cli_meta_set(m, "group_by", err, "%s", ds->group_fields[0] ? ds->group_fields : "(each image)");
+    if (!st) st = cli_meta_set(m, "val_fraction", err, "%g", d->val_fraction);
+    if (!st) st = cli_meta_set(m, "patches_train", err, "%d (%d positive, %d negative)", ds->train.n, tp, tn);
+    if (!st) st = cli_meta_set(m, "patches_val", err, "%d (%d positive, %d negative)", ds->val.n, vp, vn);
+    if (!st) st = cli_meta_set(m, "margin", err, "%d", d->margin);
+    if (!st) st = cli_meta_set(m, "negatives", err, "%d", d->negatives);
+    if (!st) st = cli_meta_set(m, "epochs", err, "%d", tc->epochs);
+    if (!st) st = cli_meta_set(m, "batch", err, "%d", tc->batch);
+    if (!st) st = cli_meta_set(m, "optimizer", err, "adam (keras) lr %g beta1 %g beta2 %g eps %g",
+                               tc->adam.lr, tc->adam.beta1, tc->adam.beta2, tc->adam.eps);
+    if (!st) st = cli_meta_set(m, "seed", err, "%d", d->seed);
     if (!st && ds->val.n > 0) {
-        st = meta(m, "val_accuracy", err, "%.6f", pm->accuracy);
-        if (!st) st = meta(m, "val_loss", err, "%.6f", val_loss);
-        if (!st) st = meta(m, "val_confusion", err, "tp %ld fp %ld fn %ld tn %ld",
-                            pm->tp, pm->fp, pm->fn, pm->tn);
-        if (!st) st = meta(m, "val_f1", err, "%.6f", pm->f1);
+        st = cli_meta_set(m, "val_accuracy", err, "%.6f", pm->accuracy);
+        if (!st) st = cli_meta_set(m, "val_loss", err, "%.6f", val_loss);
+        if (!st) st = cli_meta_set(m, "val_confusion", err, "tp %ld fp %ld fn %ld tn %ld",
+                                    pm->tp, pm->fp, pm->fn, pm->tn);
+        if (!st) st = cli_meta_set(m, "val_f1", err, "%.6f", pm->f1);
     }
     return st;
 }

@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,18 +96,6 @@ static void on_candidate(void *user, const ld_detect_config *c, double ap50, dou
            "AP %.4f  %.2f dets/image\n", c->n_scales, c->scales[0],
            c->n_scales > 1 ? c->scales[1] / c->scales[0] : 1.0, c->nms_iou, c->threshold, ap50,
            ap, dpi);
-}
-
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static ld_status meta(ld_model *m, const char *key, ld_error *err, const char *fmt, ...)
-{
-    char v[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    return ld_model_meta_set(m, key, v, err);
 }
 
 /* Indices i with flag[i] == want into out; returns how many. */
@@ -554,34 +541,34 @@ int cmd_train_detect(int argc, char **argv)
         goto done;
     }
 
-    ld_status st = meta(&m, "protocol", &err, "image");
-    if (!st) st = meta(&m, "group_by", &err, "%s", fields[0] ? fields : "(each image)");
-    if (!st) st = meta(&m, "val_fraction", &err, "%g", o.val_fraction);
-    if (!st) st = meta(&m, "tune_fraction", &err, "%g", o.tune_fraction);
-    if (!st) st = meta(&m, "seed", &err, "%d", o.seed);
-    if (!st) st = meta(&m, "images_train", &err, "%d", train_fs.n);
-    if (!st) st = meta(&m, "images_tune", &err, "%d", tune_fs.n);
-    if (!st) st = meta(&m, "images_val", &err, "%d", test_fs.n);
-    if (!st) st = meta(&m, "epochs", &err, "%d (weights of epoch %d kept)", tc.epochs, best_epoch);
-    if (!st) st = meta(&m, "batch", &err, "%d crops of %d px", tc.batch, tc.crop);
-    if (!st) st = meta(&m, "optimizer", &err, "adam (keras) lr %g cosine to %g x, beta1 %g "
-                       "beta2 %g eps %g", tc.adam.lr, tc.lr_final, tc.adam.beta1, tc.adam.beta2,
-                       tc.adam.eps);
+    ld_status st = cli_meta_set(&m, "protocol", &err, "image");
+    if (!st) st = cli_meta_set(&m, "group_by", &err, "%s", fields[0] ? fields : "(each image)");
+    if (!st) st = cli_meta_set(&m, "val_fraction", &err, "%g", o.val_fraction);
+    if (!st) st = cli_meta_set(&m, "tune_fraction", &err, "%g", o.tune_fraction);
+    if (!st) st = cli_meta_set(&m, "seed", &err, "%d", o.seed);
+    if (!st) st = cli_meta_set(&m, "images_train", &err, "%d", train_fs.n);
+    if (!st) st = cli_meta_set(&m, "images_tune", &err, "%d", tune_fs.n);
+    if (!st) st = cli_meta_set(&m, "images_val", &err, "%d", test_fs.n);
+    if (!st) st = cli_meta_set(&m, "epochs", &err, "%d (weights of epoch %d kept)", tc.epochs, best_epoch);
+    if (!st) st = cli_meta_set(&m, "batch", &err, "%d crops of %d px", tc.batch, tc.crop);
+    if (!st) st = cli_meta_set(&m, "optimizer", &err, "adam (keras) lr %g cosine to %g x, beta1 %g "
+                               "beta2 %g eps %g", tc.adam.lr, tc.lr_final, tc.adam.beta1, tc.adam.beta2,
+                               tc.adam.eps);
     if (!st && tc.obj_loss == LD_OBJ_FOCAL)
-        st = meta(&m, "loss", &err, "focal alpha %g gamma %g + %g x smooth-L1 beta %g",
-                  tc.focal_alpha, tc.focal_gamma, tc.box_weight, tc.smooth_l1_beta);
+        st = cli_meta_set(&m, "loss", &err, "focal alpha %g gamma %g + %g x smooth-L1 beta %g",
+                          tc.focal_alpha, tc.focal_gamma, tc.box_weight, tc.smooth_l1_beta);
     else if (!st)
-        st = meta(&m, "loss", &err, "cross-entropy, hard negatives %d:1 + %g x smooth-L1 beta %g",
-                  tc.ohem_ratio, tc.box_weight, tc.smooth_l1_beta);
-    if (!st) st = meta(&m, "assign", &err, "pos IoU >= %g, neg max IoU < %g, best window >= %g",
-                       tc.assign.pos_iou, tc.assign.neg_iou, tc.assign.min_best_iou);
-    if (!st) st = meta(&m, "sampling", &err, "lesion/window 2^U(-%g,%g), p_center %g, max scale %g",
-                       tc.size_range, tc.size_range, tc.p_center, tc.max_scale);
-    if (!st) st = meta(&m, "augment", &err, "flip_h %d flip_v %d gamma %g contrast %g brightness "
-                       "%g blur %g speckle %g scale_jitter %g", tc.aug.flip_h, tc.aug.flip_v,
-                       tc.aug.gamma, tc.aug.contrast, tc.aug.brightness, tc.aug.blur,
-                       tc.aug.speckle, tc.aug.scale_jitter);
-    if (!st && !isnan(tune_ap50)) st = meta(&m, "tune_ap50", &err, "%.6f", tune_ap50);
+        st = cli_meta_set(&m, "loss", &err, "cross-entropy, hard negatives %d:1 + %g x smooth-L1 beta %g",
+                          tc.ohem_ratio, tc.box_weight, tc.smooth_l1_beta);
+    if (!st) st = cli_meta_set(&m, "assign", &err, "pos IoU >= %g, neg max IoU < %g, best window >= %g",
+                               tc.assign.pos_iou, tc.assign.neg_iou, tc.assign.min_best_iou);
+    if (!st) st = cli_meta_set(&m, "sampling", &err, "lesion/window 2^U(-%g,%g), p_center %g, max scale %g",
+                               tc.size_range, tc.size_range, tc.p_center, tc.max_scale);
+    if (!st) st = cli_meta_set(&m, "augment", &err, "flip_h %d flip_v %d gamma %g contrast %g brightness "
+                               "%g blur %g speckle %g scale_jitter %g", tc.aug.flip_h, tc.aug.flip_v,
+                               tc.aug.gamma, tc.aug.contrast, tc.aug.brightness, tc.aug.blur,
+                               tc.aug.speckle, tc.aug.scale_jitter);
+    if (!st && !isnan(tune_ap50)) st = cli_meta_set(&m, "tune_ap50", &err, "%.6f", tune_ap50);
     if (st) {
         rc = cli_fail(cmd, &err);
         goto done;
@@ -610,11 +597,11 @@ int cmd_train_detect(int argc, char **argv)
                "from %d bootstrap resamples of images\n", test_fs.n, dm.coco.n_gt, o.bootstrap);
         print_metrics("detection preset:", &dm);
         print_metrics("trivial baseline (median training box at the median centre):", &bm);
-        st = meta(&m, "val_ap50", &err, "%.6f", dm.coco.ap50);
-        if (!st) st = meta(&m, "val_ap", &err, "%.6f", dm.coco.ap);
-        if (!st) st = meta(&m, "val_top1_iou", &err, "%.6f", dm.iou.top1_iou);
-        if (!st) st = meta(&m, "val_dets_per_image", &err, "%.4f", dm.iou.dets_per_image);
-        if (!st) st = meta(&m, "val_baseline_ap50", &err, "%.6f", bm.coco.ap50);
+        st = cli_meta_set(&m, "val_ap50", &err, "%.6f", dm.coco.ap50);
+        if (!st) st = cli_meta_set(&m, "val_ap", &err, "%.6f", dm.coco.ap);
+        if (!st) st = cli_meta_set(&m, "val_top1_iou", &err, "%.6f", dm.iou.top1_iou);
+        if (!st) st = cli_meta_set(&m, "val_dets_per_image", &err, "%.4f", dm.iou.dets_per_image);
+        if (!st) st = cli_meta_set(&m, "val_baseline_ap50", &err, "%.6f", bm.coco.ap50);
         if (st) {
             rc = cli_fail(cmd, &err);
             goto done;

@@ -42,17 +42,6 @@ void dataset_opts_table(cli_opt *t, dataset_opts *o)
     memcpy(t, opts, sizeof opts);
 }
 
-static int parse_format(const char *cmd, const char *name, ld_label_format *f)
-{
-    static const char *const names[] = {"auto", "coco", "voc", "yolo"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
-            *f = (ld_label_format)i;
-            return 0;
-        }
-    return cli_usage_error(cmd, "--label-format must be auto, coco, voc or yolo, not '%s'", name);
-}
-
 int dataset_opts_build(const char *cmd, const dataset_opts *o, ld_labels *labels,
                        ld_labels *val_labels, ld_dataset *ds)
 {
@@ -65,7 +54,7 @@ int dataset_opts_build(const char *cmd, const dataset_opts *o, ld_labels *labels
     ld_patch_config_default(&pc);
     memset(labels, 0, sizeof *labels);
     memset(val_labels, 0, sizeof *val_labels);
-    if (parse_format(cmd, o->label_format, &lo.format)) return 2;
+    if (cli_label_format(cmd, o->label_format, &lo.format)) return 2;
     if (strcmp(o->protocol, "image") == 0) sc.protocol = LD_PROTOCOL_IMAGE;
     else if (strcmp(o->protocol, "paper") == 0) sc.protocol = LD_PROTOCOL_PAPER;
     else return cli_usage_error(cmd, "--protocol must be image or paper, not '%s'", o->protocol);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "cli.h"
 #include "evaluate_run.h"
 #include "lymphdet/draw.h"
@@ -235,18 +234,6 @@ static ld_det place_box(const fixed_box *fb, int w, int h)
 }
 
 /* ---- pictures ------------------------------------------------------------------- */
-
-static int make_dir(const char *cmd, const char *path)
-{
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
-        struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
-        fprintf(stderr, "lymphdet %s: %s: exists and is not a folder\n", cmd, path);
-        return 1;
-    }
-    fprintf(stderr, "lymphdet %s: %s: cannot create folder: %s\n", cmd, path, strerror(errno));
-    return 1;
-}
 
 typedef struct {
     ld_report_figure fig[16];
@@ -537,7 +524,7 @@ int eval_run(const eval_job *job, eval_outcome *res)
                 job->baseline_source ? job->baseline_source : "the labels");
     }
 
-    if ((rc = make_dir(cmd, job->out_dir))) goto done;
+    if ((rc = cli_make_dir(cmd, job->out_dir))) goto done;
     if (job->results_path) {
         const char **names = malloc(((size_t)n + 1) * sizeof *names);
         int64_t *ids = malloc(((size_t)n + 1) * sizeof *ids);
