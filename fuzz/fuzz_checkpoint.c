@@ -21,34 +21,33 @@
 static ld_model model, detmodel;
 static float *initial, *det_initial;   /* [n_params] each */
 
+/* Makes *m of arch with seeded weights and keeps a copy of them in *initial. */
+static void make_model(ld_model *m, float **initial_out, const ld_arch *arch, uint64_t seed)
+{
+    ld_error err = {0};
+    if (ld_model_init(m, arch, 1, &err) != LD_OK) {
+        fprintf(stderr, "fuzz_checkpoint: %s\n", err.msg);
+        abort();
+    }
+    ld_model_init_weights(m, seed);
+    *initial_out = malloc(m->n_params * sizeof **initial_out);
+    if (!*initial_out) abort();
+    memcpy(*initial_out, m->params, m->n_params * sizeof **initial_out);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     ld_arch arch;
-    ld_error err = {0};
     fuzz_make_dir("checkpoint");
     ld_arch_paper(&arch);
     snprintf(arch.preset, sizeof arch.preset, "tiny");
     arch.input_size = 8;
     arch.n_blocks = 1;
     arch.filters[0] = 2;
-    if (ld_model_init(&model, &arch, 1, &err) != LD_OK) {
-        fprintf(stderr, "fuzz_checkpoint: %s\n", err.msg);
-        abort();
-    }
-    ld_model_init_weights(&model, 1);
-    initial = malloc(model.n_params * sizeof *initial);
-    if (!initial) abort();
-    memcpy(initial, model.params, model.n_params * sizeof *initial);
+    make_model(&model, &initial, &arch, 1);
     snprintf(arch.preset, sizeof arch.preset, "tinydet");
     arch.box_head = 4;
-    if (ld_model_init(&detmodel, &arch, 1, &err) != LD_OK) {
-        fprintf(stderr, "fuzz_checkpoint: %s\n", err.msg);
-        abort();
-    }
-    ld_model_init_weights(&detmodel, 2);
-    det_initial = malloc(detmodel.n_params * sizeof *det_initial);
-    if (!det_initial) abort();
-    memcpy(det_initial, detmodel.params, detmodel.n_params * sizeof *det_initial);
+    make_model(&detmodel, &det_initial, &arch, 2);
     return 0;
 }
 

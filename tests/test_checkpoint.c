@@ -452,22 +452,36 @@ static ld_status resume_and_save(const synth_run *r, const ld_train_config *tc, 
     return st;
 }
 
+/* the files of a resume test, in its run's folder */
+typedef struct {
+    char ckpt[512], full[512], resumed[512];
+} resume_paths;
+
+/* Names the files and trains the uninterrupted reference run (r->tc), saved as full. */
+static void reference_run(const synth_run *r, resume_paths *p, ld_epoch_stats *h_full,
+                          ld_error *err)
+{
+    snprintf(p->ckpt, sizeof p->ckpt, "%s/run.ckpt", r->dir);
+    snprintf(p->full, sizeof p->full, "%s/full.safetensors", r->dir);
+    snprintf(p->resumed, sizeof p->resumed, "%s/resumed.safetensors", r->dir);
+    ld_model m;
+    ld_status st = train_fresh(&m, r, &r->tc, NULL, h_full, err);
+    CHECK_INT(st, LD_OK);
+    if (st) return;
+    CHECK_INT(ld_model_save(&m, p->full, err), LD_OK);
+    ld_model_free(&m);
+}
+
 TEST_SUITE(checkpoint_resume_checks)
 {
     synth_run r;
     if (synth_setup(&r, "ckpt-run", 12)) return;
     ld_error err = {0};
-    char ckpt[512], full[512], resumed[512];
-    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", r.dir);
-    snprintf(full, sizeof full, "%s/full.safetensors", r.dir);
-    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", r.dir);
-
-    /* uninterrupted: 5 epochs */
-    ld_model m;
+    resume_paths p;
     ld_epoch_stats h_full[5], h_res[5];
-    CHECK_INT(train_fresh(&m, &r, &r.tc, NULL, h_full, &err), LD_OK);
-    CHECK_INT(ld_model_save(&m, full, &err), LD_OK);
-    ld_model_free(&m);
+    reference_run(&r, &p, h_full, &err);   /* uninterrupted: 5 epochs */
+    const char *ckpt = p.ckpt, *full = p.full, *resumed = p.resumed;
+    ld_model m;
 
     /* a 2-epoch run with checkpoints, then resumed to 5 */
     ld_train_config tc2 = r.tc;
@@ -558,15 +572,10 @@ TEST_SUITE(checkpoint_kill_resume)
     synth_run r;
     if (synth_setup(&r, "ckpt-kill", 12)) return;
     ld_error err = {0};
-    char ckpt[512], full[512], resumed[512];
-    snprintf(ckpt, sizeof ckpt, "%s/run.ckpt", r.dir);
-    snprintf(full, sizeof full, "%s/full.safetensors", r.dir);
-    snprintf(resumed, sizeof resumed, "%s/resumed.safetensors", r.dir);
-    ld_model m;
+    resume_paths p;
     ld_epoch_stats h_full[5], h_res[5];
-    CHECK_INT(train_fresh(&m, &r, &r.tc, NULL, h_full, &err), LD_OK);
-    CHECK_INT(ld_model_save(&m, full, &err), LD_OK);
-    ld_model_free(&m);
+    reference_run(&r, &p, h_full, &err);
+    const char *ckpt = p.ckpt, *full = p.full, *resumed = p.resumed;
 
     int n_steps = (r.ds.train.n + r.tc.batch - 1) / r.tc.batch;
     int fds[2];
